@@ -1,0 +1,35 @@
+# Two commands matter: `make run` (server + throwaway sample database when
+# DATABASE_URL is unset) and `make test` (the whole suite). Both install what
+# they need into .venv first.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+
+.PHONY: run test lint devdb devdb-down clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@scripts/ensure-postgres.sh
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "pgmcp-http needs Python 3.11")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+run: $(STAMP)
+	@scripts/run.sh
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+devdb: $(STAMP)
+	@$(PY) -m pgmcp_http.devdb up
+
+devdb-down: $(STAMP)
+	@$(PY) -m pgmcp_http.devdb down
+
+clean: devdb-down
+	rm -rf $(VENV) .devdb

@@ -1,0 +1,42 @@
+"""gunicorn settings, derived from the same validated configuration as the app.
+
+Worker class: ``gthread`` (threads per worker from THREADS): a tool call spends
+most of its time waiting on PostgreSQL, and threads let a worker serve other
+requests meanwhile without the monkey-patching an async worker would need for
+psycopg2. The app is preloaded in the master (config read once, session key
+shared by all workers); each worker opens its own pool after fork.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pgmcp_http.config import settings_or_exit
+
+_settings = settings_or_exit()
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.workers
+threads = _settings.threads
+worker_class = "gthread"
+preload_app = True
+timeout = max(30, _settings.query_timeout_ms // 1000 + 15)
+graceful_timeout = 25
+keepalive = 75
+accesslog = None
+errorlog = "-"
+loglevel = _settings.log_level.lower()
+limit_request_line = 8190
+limit_request_fields = 100
+proc_name = "pgmcp-http"
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Create this worker's database pool now (it connects lazily), never in the master."""
+    runtime = worker.app.wsgi().extensions["pgmcp"]
+    runtime.database()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Close this worker's connections on a graceful exit."""
+    worker.app.wsgi().extensions["pgmcp"].close()

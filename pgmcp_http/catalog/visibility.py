@@ -1,0 +1,37 @@
+"""Which schemas and tables the configuration lets callers see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pgmcp_http.sqlguard import GuardPolicy
+
+__all__ = ["HIDDEN_SCHEMA_PATTERNS", "Visibility"]
+
+HIDDEN_SCHEMA_PATTERNS = ("pg_catalog", "information_schema", "pg_toast%", "pg_temp_%")
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """ALLOWED_SCHEMAS and BLOCKED_TABLES as the catalog code applies them."""
+
+    allowed_schemas: tuple[str, ...]
+    blocked_tables: tuple[str, ...]
+
+    @classmethod
+    def from_policy(cls, policy: GuardPolicy) -> Visibility:
+        return cls(allowed_schemas=policy.allowed_schemas, blocked_tables=policy.blocked_tables)
+
+    def schema_visible(self, schema: str) -> bool:
+        if schema in ("pg_catalog", "information_schema") or schema.startswith(("pg_toast", "pg_temp_")):
+            return False
+        return not self.allowed_schemas or schema in self.allowed_schemas
+
+    def table_visible(self, schema: str, table: str) -> bool:
+        if not self.schema_visible(schema):
+            return False
+        return not any(entry in (table, f"{schema}.{table}") for entry in self.blocked_tables)
+
+    def schema_filter(self) -> list[str] | None:
+        """The schema list for ``= ANY(%s)`` filters; None means no restriction."""
+        return list(self.allowed_schemas) if self.allowed_schemas else None

@@ -1,0 +1,343 @@
+"""Configuration: read once from the environment into one frozen, validated object.
+
+Every variable is declared in :data:`VARIABLES` with its default and a help
+line (the README's table is checked against it). A bad value raises
+:class:`ConfigError` whose message is one line naming the variable, what was
+expected and what to do; the entry points turn it into a clean exit.
+
+This module imports nothing from the rest of the package: everything else
+receives a :class:`Settings` and nobody reads ``os.environ`` after start-up.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import secrets
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg2
+from psycopg2.extensions import parse_dsn
+
+__all__ = ["VARIABLES", "ConfigError", "Settings", "Variable", "load_settings", "settings_or_exit"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One documented environment variable."""
+
+    name: str
+    default: str
+    help: str
+    secret: bool = False
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("DATABASE_URL", "(none; `make run` starts a local one)",
+             "libpq URL or key=value DSN of the database to serve", secret=True),
+    Variable("DATABASE_URL_FILE", "", "file holding DATABASE_URL (Docker/Kubernetes secrets)"),
+    Variable("READ_ONLY", "true", "refuse anything but reads; `false` allows DML committed per call"),
+    Variable("MAX_CONNECTIONS", "10", "database connections for the whole container, split between workers"),
+    Variable("QUERY_TIMEOUT", "30000", "ms a tool's statement may run before PostgreSQL cancels it"),
+    Variable("HEALTH_CHECK_ENABLED", "true", "serve GET /health"),
+    Variable("PORT", "3401", "TCP port to listen on (Cloud Run sets it)"),
+    Variable("HEALTH_PORT", "3401", "the guide's name for PORT; PORT wins when both are set"),
+    Variable("BIND_HOST", "0.0.0.0", "address to listen on"),
+    Variable("LOG_LEVEL", "info", "debug, info, warning, error or critical"),
+    Variable("POOL_IDLE_TIMEOUT", "30000", "ms an unused connection stays open before it is closed"),
+    Variable("POOL_CONNECTION_TIMEOUT", "2000",
+             "ms to wait for a free connection (and to connect) before answering 'busy'"),
+    Variable("POOL_STATEMENT_TIMEOUT", "30000",
+             "ms session default statement_timeout of every connection (backstop for all SQL)"),
+    Variable("ENABLE_SSL", "false", "connect to PostgreSQL with TLS (SSL_MODE defaults to require)"),
+    Variable("SSL_MODE", "(libpq default)", "disable, allow, prefer, require, verify-ca or verify-full"),
+    Variable("SSL_CERT_PATH", "", "client certificate file (libpq sslcert)"),
+    Variable("SSL_KEY_PATH", "", "client private key file (libpq sslkey); must not be group/world readable"),
+    Variable("SSL_CA_PATH", "", "CA certificate file to verify the server (libpq sslrootcert)"),
+    Variable("MAX_QUERY_LENGTH", "10000", "longest SQL text accepted, in characters"),
+    Variable("ALLOWED_SCHEMAS", "(all)", "comma-separated schemas tools may read"),
+    Variable("BLOCKED_TABLES", "(none)", "comma-separated `table` or `schema.table` entries never readable"),
+    Variable("MAX_ROWS", "1000", "rows a query returns at most (the rest is reported as truncated)"),
+    Variable("MAX_RESULT_BYTES", "1048576", "bytes of row data a query returns at most"),
+    Variable("WEB_CONCURRENCY", "2", "gunicorn worker processes"),
+    Variable("THREADS", "4", "threads per worker"),
+    Variable("SESSION_SECRET", "(random per container)",
+             "key that signs Mcp-Session-Id; give every replica the same one", secret=True),
+    Variable("SESSION_SECRET_FILE", "", "file holding SESSION_SECRET"),
+    Variable("SESSION_TTL", "86400", "seconds an MCP session id stays valid"),
+    Variable("ALLOWED_ORIGINS", "(none)", "comma-separated browser Origins allowed to call /mcp"),
+    Variable("MAX_REQUEST_BYTES", "1048576", "largest request body accepted (413 above)"),
+)
+
+_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING",
+               "error": "ERROR", "critical": "CRITICAL"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_IDENTIFIER = re.compile(r"^[^\s.,\"]+$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the server needs to know, validated. Durations are in milliseconds."""
+
+    database_url: str = field(repr=False)
+    read_only: bool = True
+    max_connections: int = 10
+    query_timeout_ms: int = 30_000
+    health_check_enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = 3401
+    log_level: str = "INFO"
+    pool_idle_timeout_ms: int = 30_000
+    pool_connection_timeout_ms: int = 2_000
+    pool_statement_timeout_ms: int = 30_000
+    ssl_mode: str | None = None
+    ssl_cert_path: str | None = None
+    ssl_key_path: str | None = None
+    ssl_ca_path: str | None = None
+    max_query_length: int = 10_000
+    allowed_schemas: tuple[str, ...] = ()
+    blocked_tables: tuple[str, ...] = ()
+    max_rows: int = 1000
+    max_result_bytes: int = 1_048_576
+    workers: int = 2
+    threads: int = 4
+    session_secret: bytes = field(default=b"", repr=False)
+    session_secret_generated: bool = False
+    session_ttl_s: int = 86_400
+    allowed_origins: tuple[str, ...] = ()
+    max_request_bytes: int = 1_048_576
+    ignored_url_parameters: tuple[str, ...] = ()
+
+    @property
+    def connections_per_worker(self) -> int:
+        """Each worker's share of MAX_CONNECTIONS (validated to be at least 1)."""
+        return self.max_connections // self.workers
+
+    def connect_kwargs(self) -> dict[str, str]:
+        """libpq parameters from the SSL_* settings, added to those of DATABASE_URL."""
+        extra: dict[str, str] = {}
+        if self.ssl_mode:
+            extra["sslmode"] = self.ssl_mode
+        if self.ssl_cert_path:
+            extra["sslcert"] = self.ssl_cert_path
+        if self.ssl_key_path:
+            extra["sslkey"] = self.ssl_key_path
+        if self.ssl_ca_path:
+            extra["sslrootcert"] = self.ssl_ca_path
+        return extra
+
+
+class _Reader:
+    """Reads and converts variables, raising ConfigError that names the variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def raw(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def secret(self, name: str) -> str | None:
+        """NAME, or the contents of the file named by NAME_FILE (never both)."""
+        direct = self.raw(name)
+        path = self.raw(f"{name}_FILE")
+        if direct is not None and path is not None:
+            raise ConfigError(f"{name} and {name}_FILE are both set; keep only one of them")
+        if path is None:
+            return direct
+        try:
+            content = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+        if not content:
+            raise ConfigError(f"{name}_FILE: {path} is empty")
+        return content
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(f"{name}={value!r} is not a boolean; use true or false")
+
+    def integer(self, name: str, default: int, *, minimum: int, maximum: int | None = None,
+                unit: str = "") -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{name}={value!r} is not a whole number{unit}") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise ConfigError(f"{name}={number} is out of range; it must be {bound}{unit}")
+        return number
+
+    def choice(self, name: str, choices: Mapping[str, str] | tuple[str, ...]) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        key = value.lower()
+        if key not in choices:
+            raise ConfigError(f"{name}={value!r} is not one of: {', '.join(choices)}")
+        return choices[key] if isinstance(choices, Mapping) else key
+
+    def names(self, name: str, *, qualified: bool = False) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return ()
+        items = tuple(part.strip() for part in value.split(",") if part.strip())
+        for item in items:
+            parts = item.split(".")
+            if len(parts) > (2 if qualified else 1) or not all(_IDENTIFIER.match(p) for p in parts):
+                form = "`table` or `schema.table`" if qualified else "a schema name"
+                raise ConfigError(f"{name}: {item!r} is not {form} (comma-separated, no quotes)")
+        return items
+
+    def path(self, name: str) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        target = Path(value)
+        if not target.is_file():
+            raise ConfigError(f"{name}={value}: no such file")
+        if not os.access(target, os.R_OK):
+            raise ConfigError(f"{name}={value}: the file is not readable by this user")
+        return value
+
+
+def _database_url(reader: _Reader) -> tuple[str, tuple[str, ...]]:
+    """DATABASE_URL, validated by libpq's own parser, minus pool_* parameters.
+
+    The guide's examples carry driver-pool parameters (``pool_max_conns``)
+    that libpq rejects; they are dropped (and reported) since MAX_CONNECTIONS
+    and POOL_* say the same thing here.
+    """
+    url = reader.secret("DATABASE_URL")
+    if url is None:
+        raise ConfigError(
+            "DATABASE_URL is not set; set it (or DATABASE_URL_FILE) to the database to serve, "
+            "or use `make run` for a local sample database"
+        )
+    ignored: list[str] = []
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        ignored = [key for key, _ in query if key.startswith("pool_")]
+        kept = [(key, value) for key, value in query if not key.startswith("pool_")]
+        url = urlunsplit(parts._replace(query=urlencode(kept)))
+    try:
+        parse_dsn(url)
+    except psycopg2.ProgrammingError as exc:  # libpq's message, never the URL itself
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unparseable"
+        raise ConfigError(f"DATABASE_URL is not a valid PostgreSQL connection string: {reason}") from None
+    return url, tuple(ignored)
+
+
+@functools.cache
+def _container_secret() -> bytes:
+    """One random session key per process tree (generated in the gunicorn master, inherited)."""
+    return secrets.token_bytes(32)
+
+
+def _ssl(reader: _Reader) -> tuple[str | None, str | None, str | None, str | None]:
+    enabled = reader.boolean("ENABLE_SSL", False)
+    mode = reader.choice("SSL_MODE", _SSL_MODES)
+    if enabled and mode is None:
+        mode = "require"
+    if enabled and mode == "disable":
+        raise ConfigError("SSL_MODE=disable contradicts ENABLE_SSL=true; choose one")
+    cert = reader.path("SSL_CERT_PATH")
+    key = reader.path("SSL_KEY_PATH")
+    ca = reader.path("SSL_CA_PATH")
+    if (cert is None) != (key is None):
+        raise ConfigError("SSL_CERT_PATH and SSL_KEY_PATH go together; set both or neither")
+    if key is not None and Path(key).stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"SSL_KEY_PATH={key}: the key is readable by group or others; chmod 600 it")
+    if mode in ("verify-ca", "verify-full") and ca is None:
+        raise ConfigError(f"SSL_MODE={mode} needs SSL_CA_PATH, the CA certificate to verify the server with")
+    return mode, cert, key, ca
+
+
+def _port(reader: _Reader) -> int:
+    name = "PORT" if reader.raw("PORT") is not None else "HEALTH_PORT"
+    return reader.integer(name, 3401, minimum=1, maximum=65535)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the whole configuration; raise ConfigError on the first bad value."""
+    reader = _Reader(os.environ if environ is None else environ)
+    database_url, ignored = _database_url(reader)
+    ssl_mode, ssl_cert, ssl_key, ssl_ca = _ssl(reader)
+
+    ms = " (milliseconds)"
+    query_timeout = reader.integer("QUERY_TIMEOUT", 30_000, minimum=1, unit=ms)
+    max_connections = reader.integer("MAX_CONNECTIONS", 10, minimum=1, maximum=10_000)
+    workers = reader.integer("WEB_CONCURRENCY", 2, minimum=1, maximum=256)
+    if max_connections < workers:
+        raise ConfigError(
+            f"MAX_CONNECTIONS={max_connections} is less than WEB_CONCURRENCY={workers}: every worker needs "
+            "at least one connection; raise MAX_CONNECTIONS or lower WEB_CONCURRENCY"
+        )
+
+    secret_text = reader.secret("SESSION_SECRET")
+    if secret_text is not None and len(secret_text) < 32:
+        raise ConfigError("SESSION_SECRET is too short; use at least 32 random characters")
+
+    return Settings(
+        database_url=database_url,
+        ignored_url_parameters=ignored,
+        read_only=reader.boolean("READ_ONLY", True),
+        max_connections=max_connections,
+        query_timeout_ms=query_timeout,
+        health_check_enabled=reader.boolean("HEALTH_CHECK_ENABLED", True),
+        host=reader.raw("BIND_HOST") or "0.0.0.0",
+        port=_port(reader),
+        log_level=reader.choice("LOG_LEVEL", _LOG_LEVELS) or "INFO",
+        pool_idle_timeout_ms=reader.integer("POOL_IDLE_TIMEOUT", 30_000, minimum=1_000, unit=ms),
+        pool_connection_timeout_ms=reader.integer("POOL_CONNECTION_TIMEOUT", 2_000, minimum=1, unit=ms),
+        pool_statement_timeout_ms=reader.integer("POOL_STATEMENT_TIMEOUT", 30_000, minimum=1, unit=ms),
+        ssl_mode=ssl_mode,
+        ssl_cert_path=ssl_cert,
+        ssl_key_path=ssl_key,
+        ssl_ca_path=ssl_ca,
+        max_query_length=reader.integer("MAX_QUERY_LENGTH", 10_000, minimum=1, maximum=10_000_000),
+        allowed_schemas=reader.names("ALLOWED_SCHEMAS"),
+        blocked_tables=reader.names("BLOCKED_TABLES", qualified=True),
+        max_rows=reader.integer("MAX_ROWS", 1000, minimum=1, maximum=1_000_000),
+        max_result_bytes=reader.integer("MAX_RESULT_BYTES", 1_048_576, minimum=1024, maximum=64 * 1_048_576),
+        workers=workers,
+        threads=reader.integer("THREADS", 4, minimum=1, maximum=256),
+        session_secret=secret_text.encode() if secret_text else _container_secret(),
+        session_secret_generated=secret_text is None,
+        session_ttl_s=reader.integer("SESSION_TTL", 86_400, minimum=60, unit=" (seconds)"),
+        allowed_origins=tuple(o.strip().rstrip("/") for o in (reader.raw("ALLOWED_ORIGINS") or "").split(",")
+                              if o.strip()),
+        max_request_bytes=reader.integer("MAX_REQUEST_BYTES", 1_048_576, minimum=1024, maximum=64 * 1_048_576),
+    )
+
+
+def settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
+    """load_settings for entry points: a ConfigError becomes one line on stderr and exit status 1."""
+    try:
+        return load_settings(environ)
+    except ConfigError as exc:
+        raise SystemExit(f"pgmcp-http: configuration error: {exc}") from None

@@ -1,0 +1,45 @@
+"""Database access: the only package that opens connections.
+
+``pool`` (per worker, bounded wait, broken connections discarded), ``run``
+(one read-only transaction per call: timeout, server-side cursor, caps,
+rollback), ``values`` (PostgreSQL values to JSON), ``params`` (arguments to
+driver parameters). No Flask, no MCP.
+"""
+
+from pgmcp_http.db.connect import ConnectOptions, open_connection
+from pgmcp_http.db.database import Database
+from pgmcp_http.db.errors import (
+    ConnectionLost,
+    DatabaseError,
+    DatabaseUnavailable,
+    PoolClosed,
+    PoolTimeout,
+    QueryCancelled,
+    QueryFailed,
+    QueryTimeout,
+)
+from pgmcp_http.db.params import ParamCountError, bind
+from pgmcp_http.db.pool import Pool, PoolStats
+from pgmcp_http.db.run import Column, ResultSet, RowLimits, Transaction
+
+__all__ = [
+    "Column",
+    "ConnectOptions",
+    "ConnectionLost",
+    "Database",
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "ParamCountError",
+    "Pool",
+    "PoolClosed",
+    "PoolStats",
+    "PoolTimeout",
+    "QueryCancelled",
+    "QueryFailed",
+    "QueryTimeout",
+    "ResultSet",
+    "RowLimits",
+    "Transaction",
+    "bind",
+    "open_connection",
+]

@@ -1,0 +1,61 @@
+"""Opening one connection the way every part of the server needs it.
+
+Session defaults are sent as startup options (read-only, statement and
+idle-in-transaction timeouts, application name) as a second line of defence;
+the first line is per transaction (``BEGIN READ ONLY`` and ``SET LOCAL`` in
+:mod:`pgmcp_http.db.run`), which also holds behind a transaction-mode pooler
+that drops startup options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg2
+import psycopg2.extensions as ext
+
+from pgmcp_http.db.values import register_casters
+
+__all__ = ["APPLICATION_NAME", "ConnectOptions", "open_connection"]
+
+APPLICATION_NAME = "pgmcp-http"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectOptions:
+    """What a new connection needs: where, how long to try, and its session defaults."""
+
+    dsn: str
+    libpq_params: dict[str, str]
+    connect_timeout_s: int
+    read_only: bool
+    statement_timeout_ms: int
+    idle_in_transaction_timeout_ms: int
+
+
+def _startup_options(opts: ConnectOptions) -> str:
+    settings = [
+        f"statement_timeout={opts.statement_timeout_ms}",
+        f"idle_in_transaction_session_timeout={opts.idle_in_transaction_timeout_ms}",
+    ]
+    if opts.read_only:
+        settings.append("default_transaction_read_only=on")
+    return " ".join(f"-c {item}" for item in settings)
+
+
+def open_connection(opts: ConnectOptions) -> ext.connection:
+    """Connect, switch to autocommit (transactions are explicit) and install the JSON casters."""
+    conn = psycopg2.connect(
+        opts.dsn,
+        application_name=APPLICATION_NAME,
+        connect_timeout=max(2, opts.connect_timeout_s),
+        options=_startup_options(opts),
+        keepalives=1,
+        keepalives_idle=30,
+        keepalives_interval=10,
+        keepalives_count=3,
+        **opts.libpq_params,
+    )
+    conn.autocommit = True
+    register_casters(conn)
+    return conn

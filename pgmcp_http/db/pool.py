@@ -1,0 +1,260 @@
+"""The per-worker connection pool: psycopg2's ThreadedConnectionPool plus what it lacks.
+
+psycopg2's pool raises "connection pool exhausted" at once, never waits, never
+checks what it hands back and never closes idle connections. This wrapper adds:
+
+- a bounded wait for a free connection (``acquire_timeout_s``), ending in
+  :class:`PoolTimeout` ("busy") instead of an error or a hang;
+- a check on return: a connection that is closed, mid-transaction or in an
+  unknown state is rolled back or discarded, never handed to the next caller;
+- idle expiry: connections unused for ``idle_timeout_s`` are closed, on the
+  next checkout and by a small reaper thread, so a worker that falls quiet
+  gives its connections back to PostgreSQL;
+- counters (``stats()``) for /health and the metrics.
+
+Create it after fork (one per gunicorn worker): a libpq connection must never
+be shared between processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions as ext
+from psycopg2.pool import ThreadedConnectionPool
+
+from pgmcp_http.db.errors import DatabaseUnavailable, PoolClosed, PoolTimeout
+
+__all__ = ["Pool", "PoolStats"]
+
+log = logging.getLogger(__name__)
+
+Connect = Callable[[], ext.connection]
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """A snapshot of one worker's pool."""
+
+    size: int
+    open: int
+    in_use: int
+    idle: int
+    waiting: int
+    waits: int
+    timeouts: int
+    connect_errors: int
+    discarded: int
+
+
+class _FactoryPool(ThreadedConnectionPool):
+    """ThreadedConnectionPool whose connections come from our factory (settings, casters)."""
+
+    def __init__(self, maxconn: int, connect: Connect) -> None:
+        self._factory = connect
+        # minconn=0 so that nothing connects here (the server must start while
+        # PostgreSQL is down); then minconn=maxconn, because psycopg2 closes
+        # every returned connection beyond minconn instead of keeping it.
+        super().__init__(0, maxconn)
+        self.minconn = maxconn
+
+    def _connect(self, key: Any = None) -> ext.connection:
+        conn = self._factory()
+        if key is not None:
+            self._used[key] = conn
+            self._rused[id(conn)] = key
+        else:
+            self._pool.append(conn)
+        return conn
+
+    def idle_connections(self) -> list[ext.connection]:
+        return list(self._pool)
+
+    def take_idle(self, conn: ext.connection) -> bool:
+        """Remove an idle connection from the pool (for the reaper); False if it was taken meanwhile."""
+        with self._lock:
+            try:
+                self._pool.remove(conn)
+            except ValueError:
+                return False
+            return True
+
+    def counts(self) -> tuple[int, int]:
+        with self._lock:
+            return len(self._used), len(self._pool)
+
+
+class Pool:
+    """A bounded, self-checking pool of autocommit psycopg2 connections."""
+
+    def __init__(self, *, connect: Connect, size: int, acquire_timeout_s: float, idle_timeout_s: float,
+                 name: str = "pgmcp") -> None:
+        if size < 1:
+            raise ValueError(f"pool {name!r}: size must be at least 1, got {size}")
+        self.name = name
+        self.size = size
+        self.acquire_timeout_s = acquire_timeout_s
+        self.idle_timeout_s = idle_timeout_s
+        self._pool = _FactoryPool(size, connect)
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self._last_used: dict[int, float] = {}
+        self._waiting = 0
+        self._waits = 0
+        self._timeouts = 0
+        self._connect_errors = 0
+        self._discarded = 0
+        self._closed = threading.Event()
+        self._reaper: threading.Thread | None = None
+
+    @contextmanager
+    def connection(self, *, timeout_s: float | None = None) -> Iterator[ext.connection]:
+        """Borrow a connection for the length of the ``with`` block.
+
+        Raises PoolTimeout when none frees up within ``timeout_s`` (default
+        ``acquire_timeout_s``) and DatabaseUnavailable when a new connection
+        cannot be opened.
+        """
+        self._acquire_slot(self.acquire_timeout_s if timeout_s is None else timeout_s)
+        try:
+            conn = self._checkout()
+        except BaseException:
+            self._slots.release()
+            raise
+        try:
+            yield conn
+        finally:
+            try:
+                self._checkin(conn)
+            finally:
+                self._slots.release()
+
+    def stats(self) -> PoolStats:
+        in_use, idle = self._pool.counts()
+        with self._lock:
+            return PoolStats(size=self.size, open=in_use + idle, in_use=in_use, idle=idle,
+                             waiting=self._waiting, waits=self._waits, timeouts=self._timeouts,
+                             connect_errors=self._connect_errors, discarded=self._discarded)
+
+    def close(self) -> None:
+        """Close every connection; later borrowers get PoolClosed."""
+        self._closed.set()
+        with contextlib.suppress(psycopg2.pool.PoolError):
+            self._pool.closeall()
+
+    # -- internals ---------------------------------------------------------
+
+    def _acquire_slot(self, timeout_s: float) -> None:
+        if self._closed.is_set():
+            raise PoolClosed(f"pool {self.name!r} is closed: the worker is shutting down")
+        if self._slots.acquire(blocking=False):
+            return
+        with self._lock:
+            self._waiting += 1
+            self._waits += 1
+        try:
+            acquired = self._slots.acquire(timeout=timeout_s)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+        if not acquired:
+            with self._lock:
+                self._timeouts += 1
+            raise PoolTimeout(
+                f"server busy: no database connection became free within {timeout_s:g} s "
+                f"(all {self.size} of this worker's connections are in use); retry shortly, "
+                "or ask the operator to raise MAX_CONNECTIONS or POOL_CONNECTION_TIMEOUT"
+            )
+
+    def _checkout(self) -> ext.connection:
+        while True:
+            if self._closed.is_set():
+                raise PoolClosed(f"pool {self.name!r} is closed: the worker is shutting down")
+            try:
+                conn = self._pool.getconn()
+            except psycopg2.OperationalError as exc:
+                with self._lock:
+                    self._connect_errors += 1
+                raise DatabaseUnavailable(_connect_failure(exc)) from None
+            with self._lock:
+                idle_since = self._last_used.pop(id(conn), None)
+            stale = idle_since is not None and time.monotonic() - idle_since > self.idle_timeout_s
+            if conn.closed or stale:
+                self._discard(conn)
+                continue
+            return conn
+
+    def _checkin(self, conn: ext.connection) -> None:
+        if not conn.closed and conn.info.transaction_status != ext.TRANSACTION_STATUS_IDLE:
+            _try_rollback(conn)
+        if conn.closed or conn.info.transaction_status != ext.TRANSACTION_STATUS_IDLE:
+            self._discard(conn)
+            return
+        with self._lock:
+            self._last_used[id(conn)] = time.monotonic()
+        self._pool.putconn(conn)
+        self._start_reaper()
+
+    def _discard(self, conn: ext.connection) -> None:
+        with self._lock:
+            self._discarded += 1
+            self._last_used.pop(id(conn), None)
+        try:
+            self._pool.putconn(conn, close=True)
+        except psycopg2.pool.PoolError:
+            conn.close()
+
+    def _start_reaper(self) -> None:
+        if self._reaper is not None:
+            return
+        with self._lock:
+            if self._reaper is not None:
+                return
+            self._reaper = threading.Thread(target=self._reap_forever, name=f"{self.name}-reaper", daemon=True)
+        self._reaper.start()
+
+    def _reap_forever(self) -> None:
+        interval = max(self.idle_timeout_s / 2, 0.5)
+        while not self._closed.wait(interval):
+            self.reap_idle()
+
+    def reap_idle(self) -> int:
+        """Close idle connections unused for longer than ``idle_timeout_s``; return how many."""
+        now = time.monotonic()
+        closed = 0
+        for conn in self._pool.idle_connections():
+            with self._lock:
+                since = self._last_used.get(id(conn))
+            if since is None or now - since <= self.idle_timeout_s:
+                continue
+            if self._pool.take_idle(conn):
+                with self._lock:
+                    self._last_used.pop(id(conn), None)
+                conn.close()
+                closed += 1
+        return closed
+
+
+def _try_rollback(conn: ext.connection) -> None:
+    """End whatever transaction a borrower left open; a failure leaves the connection closed or dirty."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("ROLLBACK")
+    except psycopg2.Error as exc:
+        log.warning("discarding a connection whose rollback failed: %s", type(exc).__name__)
+        conn.close()
+
+
+def _connect_failure(exc: psycopg2.OperationalError) -> str:
+    """libpq's first line, which names the host and the reason (never the password)."""
+    text = str(exc).strip().splitlines()
+    reason = text[0] if text else type(exc).__name__
+    return f"database unavailable: {reason}"

@@ -1,0 +1,261 @@
+"""One transaction per tool call: read-only, time-limited, bounded, always ended.
+
+:func:`transaction` opens nothing until the first statement, then sends
+``BEGIN READ ONLY`` and the ``SET LOCAL`` limits in the same round trip as that
+statement. Every setting is transaction-local, so nothing outlives the call
+(also behind a transaction-mode pooler such as PgBouncer). On the way out the
+transaction is rolled back, or committed only for a write the caller asked to
+keep; a failure to end it leaves the connection for the pool to discard.
+
+Rows of a SELECT come from a server-side cursor in batches, so memory stays
+bounded whatever the table size: at most ``max_rows`` rows and about
+``max_bytes`` bytes are kept, and the result says whether it was cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions as ext
+
+from pgmcp_http.db.errors import ConnectionLost, DatabaseUnavailable, QueryCancelled, QueryFailed, QueryTimeout
+from pgmcp_http.db.types import TypeNames
+
+__all__ = ["Column", "ResultSet", "RowLimits", "Transaction", "transaction"]
+
+CURSOR_NAME = "pgmcp_rows"
+FIRST_BATCH = 100
+BATCH_BYTES = 256 * 1024
+Params = Mapping[str, Any] | Sequence[Any] | None
+
+
+@dataclass(frozen=True)
+class RowLimits:
+    """How much of a result to keep."""
+
+    max_rows: int
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class Column:
+    """A result column: its name, the key its values have in each row, and its type name."""
+
+    name: str
+    key: str
+    type: str
+
+
+@dataclass
+class ResultSet:
+    """Rows as dicts keyed by ``Column.key``, with what was cut and why."""
+
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    truncated: bool = False
+    truncated_reason: str | None = None
+    command: str = ""
+    rowcount: int = -1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Transaction:
+    """A lazily begun transaction on one connection; see :func:`transaction`."""
+
+    def __init__(self, conn: ext.connection, *, read_only: bool, server_read_only: bool, timeout_ms: int,
+                 types: TypeNames, search_path: tuple[str, ...] = (),
+                 timeout_setting: str = "QUERY_TIMEOUT") -> None:
+        self.conn = conn
+        self.read_only = read_only or server_read_only
+        self.server_read_only = server_read_only
+        self.timeout_ms = timeout_ms
+        self.timeout_setting = timeout_setting
+        self.search_path = search_path
+        self.types = types
+        self.begun = False
+        self.commit_on_exit = False
+
+    def make_writable(self) -> None:
+        """Ask for a READ WRITE transaction committed on success (write mode only, before any SQL)."""
+        if self.server_read_only:
+            raise RuntimeError("the server is in read-only mode; writes cannot be enabled")
+        if self.begun:
+            raise RuntimeError("make_writable() must be called before the first statement")
+        self.read_only = False
+        self.commit_on_exit = True
+
+    def _preamble(self) -> str:
+        mode = "READ ONLY" if self.read_only else "READ WRITE"
+        text = (
+            f"BEGIN ISOLATION LEVEL READ COMMITTED {mode}; "
+            f"SET LOCAL statement_timeout = {int(self.timeout_ms)}; "
+            "SET LOCAL datestyle = 'ISO'; SET LOCAL intervalstyle = 'iso_8601'; "
+        )
+        if self.search_path:
+            path = ", ".join(_quote_ident(name) for name in self.search_path)
+            text += f"SET LOCAL search_path = {path}; "
+        return text
+
+    def _execute(self, cur: ext.cursor, sql: str, params: Params) -> None:
+        text = sql if self.begun else self._preamble() + sql
+        try:
+            cur.execute(text, params)
+        except psycopg2.Error as exc:
+            self.begun = self.begun or self.conn.info.transaction_status != ext.TRANSACTION_STATUS_IDLE
+            raise self._translate(exc) from None
+        self.begun = True
+
+    def _translate(self, exc: psycopg2.Error) -> Exception:
+        if self.conn.closed:
+            return ConnectionLost(f"database unavailable: the connection was lost ({_first_line(exc)})")
+        if isinstance(exc, psycopg2.errors.QueryCanceled):
+            if "statement timeout" in str(exc):
+                return QueryTimeout(self.timeout_ms, self.timeout_setting)
+            return QueryCancelled("the statement was cancelled before it finished")
+        diag = exc.diag
+        position = int(diag.statement_position) if diag.statement_position else None
+        return QueryFailed(
+            diag.message_primary or _first_line(exc),
+            sqlstate=exc.pgcode,
+            detail=diag.message_detail,
+            hint=diag.message_hint,
+            position=position,
+        )
+
+    def rows(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
+        """Run a small statement (catalog queries) and return every row as a dict."""
+        with self.conn.cursor() as cur:
+            self._execute(cur, sql, params)
+            if cur.description is None:
+                return []
+            names = [col.name for col in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def fetch(self, sql: str, params: Params, limits: RowLimits, *, server_cursor: bool) -> ResultSet:
+        """Run one statement and keep at most ``limits`` of its rows.
+
+        ``server_cursor`` must be True only for SELECT/VALUES/TABLE statements
+        (what ``DECLARE`` accepts); other statements are read from the client
+        buffer with the same limits.
+        """
+        with self.conn.cursor() as cur:
+            if server_cursor:
+                first = min(limits.max_rows + 1, FIRST_BATCH)
+                self._execute(
+                    cur,
+                    f"DECLARE {CURSOR_NAME} NO SCROLL CURSOR FOR {sql}; FETCH FORWARD {first} FROM {CURSOR_NAME}",
+                    params,
+                )
+                return self._collect(cur, limits, first_batch=first)
+            self._execute(cur, sql, params)
+            return self._collect(cur, limits, first_batch=None)
+
+    def _collect(self, cur: ext.cursor, limits: RowLimits, *, first_batch: int | None) -> ResultSet:
+        if cur.description is None:
+            return ResultSet(columns=[], rows=[], command=cur.statusmessage or "", rowcount=cur.rowcount)
+        columns = self._columns(cur.description)
+        keys = [col.key for col in columns]
+        kept: list[dict[str, Any]] = []
+        size = 0
+        reason: str | None = None
+        batch = first_batch
+        while True:
+            chunk = cur.fetchall() if batch is not None else cur.fetchmany(FIRST_BATCH)
+            for values in chunk:
+                if len(kept) >= limits.max_rows:
+                    reason = f"MAX_ROWS={limits.max_rows}"
+                    break
+                row = dict(zip(keys, values, strict=True))
+                row_bytes = len(orjson.dumps(row))
+                if kept and size + row_bytes > limits.max_bytes:
+                    reason = f"MAX_RESULT_BYTES={limits.max_bytes}"
+                    break
+                kept.append(row)
+                size += row_bytes
+            if reason is not None or not chunk:
+                break
+            if batch is None:
+                continue
+            if len(chunk) < batch:
+                break
+            average = max(size // max(len(kept), 1), 1)
+            batch = max(1, min(limits.max_rows + 1 - len(kept), BATCH_BYTES // average, 10_000))
+            self._execute(cur, f"FETCH FORWARD {batch} FROM {CURSOR_NAME}", None)
+        # Behind a cursor the status is FETCH's, which would only confuse: no command tag then.
+        command = "" if first_batch is not None else (cur.statusmessage or "")
+        return ResultSet(columns=columns, rows=kept, truncated=reason is not None, truncated_reason=reason,
+                         command=command, rowcount=len(kept))
+
+    def _columns(self, description: Sequence[Any]) -> list[Column]:
+        names = self.types.names([col.type_code for col in description], self._lookup_types)
+        columns: list[Column] = []
+        seen: dict[str, int] = {}
+        for col in description:
+            key = col.name
+            if key in seen:
+                # Duplicate names (``SELECT a.id, b.id``) would overwrite each
+                # other in a dict row: later ones get a numbered key.
+                seen[col.name] += 1
+                key = f"{col.name}_{seen[col.name]}"
+                while key in seen:
+                    key += "_"
+            seen.setdefault(key, 1)
+            columns.append(Column(name=col.name, key=key, type=names.get(col.type_code, str(col.type_code))))
+        return columns
+
+    def _lookup_types(self, oids: list[int]) -> dict[int, str]:
+        with self.conn.cursor() as cur:
+            self._execute(cur, "SELECT oid::int, format_type(oid, NULL) FROM pg_catalog.pg_type WHERE oid = ANY(%s)",
+                          (oids,))
+            return {int(oid): name for oid, name in cur.fetchall()}
+
+    def end(self, *, commit: bool) -> None:
+        """Roll back (or commit) if anything was begun; errors propagate to the pool's check."""
+        if not self.begun:
+            return
+        with self.conn.cursor() as cur:
+            if commit and self.conn.info.transaction_status == ext.TRANSACTION_STATUS_INTRANS:
+                cur.execute("COMMIT")
+            else:
+                cur.execute("ROLLBACK")
+        self.begun = False
+
+
+@contextmanager
+def transaction(conn: ext.connection, *, read_only: bool, server_read_only: bool, timeout_ms: int,
+                types: TypeNames, search_path: tuple[str, ...] = (),
+                timeout_setting: str = "QUERY_TIMEOUT") -> Iterator[Transaction]:
+    """A transaction that is always ended: rolled back, or committed when the body asked for a write
+    (:meth:`Transaction.make_writable`) and finished without an error."""
+    tx = Transaction(conn, read_only=read_only, server_read_only=server_read_only, timeout_ms=timeout_ms,
+                     types=types, search_path=search_path, timeout_setting=timeout_setting)
+    try:
+        yield tx
+    except BaseException:
+        if not conn.closed:
+            with contextlib.suppress(psycopg2.Error):  # the pool sees the state and discards the connection
+                tx.end(commit=False)
+        raise
+    if not conn.closed:
+        try:
+            tx.end(commit=tx.commit_on_exit)
+        except psycopg2.Error as exc:
+            # Not ConnectionLost: a COMMIT may have reached the server, so no retry.
+            raise DatabaseUnavailable(f"database unavailable while ending the transaction ({_first_line(exc)})"
+                                      ) from None
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,1 @@
+"""Logs, memory figures and (later) metrics: what operators see of the server."""

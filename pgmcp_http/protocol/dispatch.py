@@ -1,0 +1,174 @@
+"""JSON-RPC framing and the two eras: one decoded message in, one :class:`Reply` out.
+
+No HTTP here: the routing headers arrive as plain data and the reply says what
+happened (``rejection`` for transport-level failures such as a missing or
+unknown session); the web layer picks the status code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_types import PROTOCOL_VERSION_META_KEY
+
+from pgmcp_http.protocol.envelope import RoutingHeaders, read_envelope, unsupported_version
+from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST, RpcError
+from pgmcp_http.protocol.server import CallContext, McpServer
+from pgmcp_http.protocol.sessions import InvalidSession, SessionCodec
+from pgmcp_http.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS
+
+__all__ = ["Dispatcher", "Reply"]
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE = "handshake"
+MODERN = "modern"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The outcome of one message.
+
+    ``body`` is the JSON-RPC response (None for an accepted notification);
+    ``rejection`` names a transport-level refusal (``malformed``,
+    ``missing_session``, ``unknown_session``, ``version_mismatch``) for the web
+    layer to turn into a status code; ``session_id`` is set on a successful
+    ``initialize``.
+    """
+
+    body: dict[str, Any] | None
+    era: str
+    method: str | None = None
+    version: str | None = None
+    error_code: int | None = None
+    rejection: str | None = None
+    session_id: str | None = None
+    tool: str | None = None
+    outcome: str | None = None
+
+
+def _error(request_id: Any, error: RpcError, *, era: str, method: str | None = None,
+           version: str | None = None, rejection: str | None = None) -> Reply:
+    body = {"jsonrpc": "2.0", "id": request_id, "error": error.to_dict()}
+    return Reply(body=body, era=era, method=method, version=version, error_code=error.code, rejection=rejection)
+
+
+def _malformed(message: str, request_id: Any = None) -> Reply:
+    return _error(request_id, RpcError(INVALID_REQUEST, message), era=HANDSHAKE, rejection="malformed")
+
+
+def _is_valid_id(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+class Dispatcher:
+    """Routes each message to the right era and method, holding no state between messages."""
+
+    def __init__(self, server: McpServer, sessions: SessionCodec) -> None:
+        self.server = server
+        self.sessions = sessions
+
+    def dispatch(self, message: Any, headers: RoutingHeaders) -> Reply:
+        if isinstance(message, list):
+            return _malformed("batch requests are not supported; send one JSON-RPC message per POST")
+        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+            return _malformed("the body must be one JSON-RPC 2.0 object with \"jsonrpc\": \"2.0\"")
+        method = message.get("method")
+        has_id = "id" in message
+        if method is None and has_id and ("result" in message or "error" in message):
+            return Reply(body=None, era=HANDSHAKE)  # a client's response: this server sends no requests
+        if not isinstance(method, str):
+            return _malformed("the message has no \"method\" string", message.get("id") if has_id else None)
+        if has_id and not _is_valid_id(message["id"]):
+            return _malformed("\"id\" must be a string or an integer")
+        params = message.get("params")
+        if params is not None and not isinstance(params, dict):
+            return _malformed("\"params\" must be an object", message.get("id"))
+        era = self._era(method, params, headers)
+        if not has_id:
+            return self._notification(method, era, headers)
+        request_id = message["id"]
+        if era == MODERN:
+            return self._modern(request_id, method, params, headers)
+        return self._handshake(request_id, method, params, headers)
+
+    @staticmethod
+    def _era(method: str, params: Mapping[str, Any] | None, headers: RoutingHeaders) -> str:
+        """Modern when the version header names a non-handshake revision, or when a request without
+        session or version header carries the modern envelope (then the header check explains)."""
+        version = headers.protocol_version
+        if version is not None:
+            return HANDSHAKE if version in HANDSHAKE_VERSIONS else MODERN
+        if headers.session_id is None and method != "initialize" and isinstance(params, Mapping):
+            meta = params.get("_meta")
+            if isinstance(meta, Mapping) and PROTOCOL_VERSION_META_KEY in meta:
+                return MODERN
+        return HANDSHAKE
+
+    def _notification(self, method: str, era: str, headers: RoutingHeaders) -> Reply:
+        if era == MODERN:
+            requested = headers.protocol_version or ""
+            if requested not in MODERN_VERSIONS:
+                return _error(None, unsupported_version(requested), era=era, method=method)
+            return Reply(body=None, era=era, method=method, version=requested)
+        if headers.session_id is not None:
+            try:
+                claims = self.sessions.verify(headers.session_id)
+            except InvalidSession as exc:
+                return _error(None, RpcError(INVALID_REQUEST, f"{exc}; initialize again"), era=era,
+                              method=method, rejection="unknown_session")
+            return Reply(body=None, era=era, method=method, version=claims.version)
+        return Reply(body=None, era=era, method=method)
+
+    def _modern(self, request_id: Any, method: str, params: Mapping[str, Any] | None,
+                headers: RoutingHeaders) -> Reply:
+        try:
+            envelope = read_envelope(method, params, headers)
+        except RpcError as exc:
+            return _error(request_id, exc, era=MODERN, method=method, version=headers.protocol_version)
+        ctx = CallContext(era=MODERN, version=envelope.version, client_info=envelope.client_info)
+        return self._call(request_id, method, params, ctx)
+
+    def _handshake(self, request_id: Any, method: str, params: Mapping[str, Any] | None,
+                   headers: RoutingHeaders) -> Reply:
+        if method == "initialize":
+            try:
+                result, version = self.server.initialize(params)
+            except RpcError as exc:
+                return _error(request_id, exc, era=HANDSHAKE, method=method)
+            return Reply(body={"jsonrpc": "2.0", "id": request_id, "result": result}, era=HANDSHAKE,
+                         method=method, version=version, session_id=self.sessions.issue(version))
+        if headers.session_id is None:
+            return _error(request_id, RpcError(INVALID_REQUEST, "missing Mcp-Session-Id header: send initialize "
+                                               "first and repeat the session id it returns"),
+                          era=HANDSHAKE, method=method, rejection="missing_session")
+        try:
+            claims = self.sessions.verify(headers.session_id)
+        except InvalidSession as exc:
+            return _error(request_id, RpcError(INVALID_REQUEST, f"{exc}; initialize a new session"),
+                          era=HANDSHAKE, method=method, rejection="unknown_session")
+        if headers.protocol_version is not None and headers.protocol_version != claims.version:
+            return _error(request_id, RpcError(INVALID_REQUEST, f"MCP-Protocol-Version {headers.protocol_version} "
+                                               f"does not match this session's revision {claims.version}"),
+                          era=HANDSHAKE, method=method, version=claims.version, rejection="version_mismatch")
+        ctx = CallContext(era=HANDSHAKE, version=claims.version, session_nonce=claims.nonce)
+        return self._call(request_id, method, params, ctx)
+
+    def _call(self, request_id: Any, method: str, params: Mapping[str, Any] | None, ctx: CallContext) -> Reply:
+        tool = params.get("name") if method == "tools/call" and isinstance(params, Mapping) else None
+        try:
+            result = self.server.handle(method, params, ctx)
+        except RpcError as exc:
+            return _error(request_id, exc, era=ctx.era, method=method, version=ctx.version)
+        except Exception:
+            log.exception("unexpected error in %s", method)
+            return _error(request_id, RpcError(INTERNAL_ERROR, "internal error; the server log has the details"),
+                          era=ctx.era, method=method, version=ctx.version)
+        outcome = None
+        if method == "tools/call":
+            outcome = "error" if result.get("isError") else "ok"
+        return Reply(body={"jsonrpc": "2.0", "id": request_id, "result": result}, era=ctx.era, method=method,
+                     version=ctx.version, tool=tool if isinstance(tool, str) else None, outcome=outcome)

@@ -1,0 +1,50 @@
+"""What the protocol layer needs from tools and resources, as structural types.
+
+The protocol layer never imports the tool or database code: the app hands it
+objects that fit these shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+__all__ = ["ResourceProvider", "ToolDescription", "ToolProvider", "ToolResult"]
+
+
+class ToolDescription(Protocol):
+    name: str
+    title: str
+    description: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None
+    annotations: dict[str, Any]
+
+
+class ToolResult(Protocol):
+    @property
+    def is_error(self) -> bool: ...
+
+    data: dict[str, Any] | None
+    error: str | None
+    outcome: str
+
+
+class ToolProvider(Protocol):
+    def specs(self) -> Sequence[ToolDescription]: ...
+
+    def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        """Run a tool; raises NotFoundError for an unknown name."""
+        ...
+
+
+class ResourceProvider(Protocol):
+    def list(self, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of resources and the cursor of the next (None at the end)."""
+        ...
+
+    def templates(self) -> list[dict[str, Any]]: ...
+
+    def read(self, uri: str) -> list[dict[str, Any]]:
+        """The contents of ``uri``; NotFoundError when unknown or hidden."""
+        ...

@@ -1,0 +1,196 @@
+"""MCP methods: what each request does, independent of HTTP and of the era that carried it.
+
+A method handler receives validated params and a :class:`CallContext` and
+returns a result dict; :func:`~pgmcp_http.protocol.shapes.shape_result` then
+makes it exactly what the negotiated revision defines.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from mcp_types import methods as wire
+from pydantic import ValidationError
+
+from pgmcp_http.errors import NotFoundError, UnavailableError
+from pgmcp_http.protocol.errors import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    RESOURCE_NOT_FOUND,
+    RpcError,
+)
+from pgmcp_http.protocol.providers import ResourceProvider, ToolDescription, ToolProvider, ToolResult
+from pgmcp_http.protocol.shapes import shape_result
+from pgmcp_http.protocol.versions import MODERN_VERSIONS, at_least, negotiate
+
+__all__ = ["CallContext", "McpServer", "ServerIdentity"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Who is calling, in which era and revision."""
+
+    era: str
+    version: str
+    session_nonce: str | None = None
+    client_info: Any = None
+
+
+@dataclass(frozen=True)
+class ServerIdentity:
+    name: str
+    title: str
+    version: str
+    instructions: str
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "version": self.version}
+
+
+Handler = Callable[[dict[str, Any], CallContext], dict[str, Any]]
+
+
+class McpServer:
+    """The method table of this server and the handlers behind it."""
+
+    def __init__(self, *, identity: ServerIdentity, tools: ToolProvider, resources: ResourceProvider) -> None:
+        self.identity = identity
+        self.tools = tools
+        self.resources = resources
+        self._handlers: dict[str, Handler] = {
+            "ping": self._ping,
+            "server/discover": self._discover,
+            "tools/list": self._tools_list,
+            "tools/call": self._tools_call,
+            "resources/list": self._resources_list,
+            "resources/templates/list": self._resource_templates,
+            "resources/read": self._resources_read,
+        }
+
+    # -- entry points ------------------------------------------------------
+
+    def capabilities(self) -> dict[str, Any]:
+        return {"tools": {"listChanged": False}, "resources": {"subscribe": False, "listChanged": False}}
+
+    def initialize(self, params: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
+        """Answer ``initialize``: the negotiated revision and its result."""
+        requested = (params or {}).get("protocolVersion")
+        version = negotiate(requested)
+        _validate("initialize", version, params)
+        result = {
+            "protocolVersion": version,
+            "capabilities": self.capabilities(),
+            "serverInfo": self.identity.info(),
+            "instructions": self.identity.instructions,
+        }
+        return shape_result("initialize", version, result, server_info=self.identity.info()), version
+
+    def handle(self, method: str, params: Mapping[str, Any] | None, ctx: CallContext) -> dict[str, Any]:
+        """Run ``method`` for ``ctx``; RpcError for anything the caller must fix."""
+        _validate(method, ctx.version, params)
+        handler = self._handlers.get(method)
+        if handler is None:
+            raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method}", method)
+        result = handler(dict(params or {}), ctx)
+        return shape_result(method, ctx.version, result, server_info=self.identity.info())
+
+    # -- handlers ----------------------------------------------------------
+
+    def _ping(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        return {}
+
+    def _discover(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        return {
+            "supportedVersions": list(MODERN_VERSIONS),
+            "capabilities": self.capabilities(),
+            "serverInfo": self.identity.info(),
+            "instructions": self.identity.instructions,
+        }
+
+    def _tools_list(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        return {"tools": [tool_entry(spec) for spec in self.tools.specs()]}
+
+    def _tools_call(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        name = params["name"]
+        arguments = params.get("arguments") or {}
+        try:
+            outcome = self.tools.call(name, arguments)
+        except NotFoundError as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
+        return tool_result(outcome, structured=at_least(ctx.version, "2025-06-18"))
+
+    def _resources_list(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        cursor = params.get("cursor")
+        try:
+            resources, next_cursor = self.resources.list(cursor)
+        except ValueError as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
+        except UnavailableError as exc:
+            raise RpcError(INTERNAL_ERROR, str(exc)) from None
+        result: dict[str, Any] = {"resources": resources}
+        if next_cursor is not None:
+            result["nextCursor"] = next_cursor
+        return result
+
+    def _resource_templates(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        return {"resourceTemplates": self.resources.templates()}
+
+    def _resources_read(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        uri = params["uri"]
+        try:
+            contents = self.resources.read(uri)
+        except NotFoundError as exc:
+            raise RpcError(RESOURCE_NOT_FOUND, str(exc), {"uri": uri}) from None
+        except UnavailableError as exc:
+            raise RpcError(INTERNAL_ERROR, str(exc)) from None
+        return {"contents": contents}
+
+
+def _validate(method: str, version: str, params: Mapping[str, Any] | None) -> None:
+    """Check ``params`` against the revision's schema; unknown methods are -32601."""
+    if method not in wire.SPEC_CLIENT_METHODS:
+        raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method}", method)
+    try:
+        wire.validate_client_request(method, version, params)
+    except KeyError:
+        raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method} is not part of protocol revision {version}",
+                       method) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"] if part not in (method,))
+        raise RpcError(INVALID_PARAMS, f"Invalid params for {method}: {where or 'params'}: {first['msg']}") from None
+
+
+def tool_entry(spec: ToolDescription) -> dict[str, Any]:
+    """One ``tools/list`` entry (fields newer than the revision are removed later by shaping)."""
+    entry: dict[str, Any] = {
+        "name": spec.name,
+        "title": spec.title,
+        "description": spec.description,
+        "inputSchema": spec.input_schema,
+        "annotations": {"title": spec.title, **spec.annotations},
+    }
+    if spec.output_schema is not None:
+        entry["outputSchema"] = spec.output_schema
+    return entry
+
+
+def tool_result(outcome: ToolResult, *, structured: bool) -> dict[str, Any]:
+    """A CallToolResult: the JSON as text for every client, plus structuredContent where defined."""
+    if outcome.is_error:
+        return {"content": [{"type": "text", "text": outcome.error or "error"}], "isError": True}
+    data = outcome.data or {}
+    result: dict[str, Any] = {
+        "content": [{"type": "text", "text": orjson.dumps(data).decode("utf-8")}],
+        "isError": False,
+    }
+    if structured:
+        result["structuredContent"] = data
+    return result

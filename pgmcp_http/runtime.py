@@ -1,0 +1,102 @@
+"""Everything the server is made of, built once from the settings and owned by the app.
+
+The database handle is per process: it is created on first use in each
+gunicorn worker (or eagerly by the ``post_fork`` hook), never in the master
+and never shared across a fork. That pool is the only mutable state here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from pgmcp_http import SERVICE_NAME, __version__
+from pgmcp_http.catalog import Visibility
+from pgmcp_http.config import Settings
+from pgmcp_http.db import ConnectOptions, Database, Pool, RowLimits, open_connection
+from pgmcp_http.protocol import Dispatcher, McpServer, ServerIdentity, SessionCodec
+from pgmcp_http.resources import Resources
+from pgmcp_http.sqlguard import Guard, GuardPolicy
+from pgmcp_http.tools import Toolbox, ToolContext, builtin_tools
+
+__all__ = ["INSTRUCTIONS", "Runtime"]
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = (
+    "Read-only access to a PostgreSQL database. Start with list_tables, then describe_table for the tables "
+    "you need; write one SELECT per query call with $1..$n params for values; use analyze_query to see why "
+    "a query is slow. Results are capped (see `truncated`): prefer aggregates and LIMIT."
+)
+
+
+class Runtime:
+    """The app's parts: guard, tools, resources, protocol, and the per-process database."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.policy = GuardPolicy(
+            read_only=settings.read_only,
+            allowed_schemas=settings.allowed_schemas,
+            blocked_tables=settings.blocked_tables,
+            max_length=settings.max_query_length,
+        )
+        self.guard = Guard(self.policy)
+        self.toolbox = Toolbox(
+            builtin_tools(read_only=settings.read_only),
+            database=self.database,
+            context=ToolContext(
+                guard=self.guard,
+                policy=self.policy,
+                limits=RowLimits(max_rows=settings.max_rows, max_bytes=settings.max_result_bytes),
+                read_only=settings.read_only,
+            ),
+        )
+        self.resources = Resources(database=self.database, visibility=Visibility.from_policy(self.policy))
+        self.server = McpServer(
+            identity=ServerIdentity(name=SERVICE_NAME, title="PostgreSQL MCP Server", version=__version__,
+                                    instructions=INSTRUCTIONS),
+            tools=self.toolbox,
+            resources=self.resources,
+        )
+        self.sessions = SessionCodec(settings.session_secret, ttl_s=settings.session_ttl_s)
+        self.dispatcher = Dispatcher(self.server, self.sessions)
+        self._database: Database | None = None
+        self._database_pid = 0
+        self._lock = threading.Lock()
+
+    def database(self) -> Database:
+        """This process's database handle, created on first use after fork."""
+        pid = os.getpid()
+        if self._database is None or self._database_pid != pid:
+            with self._lock:
+                if self._database is None or self._database_pid != pid:
+                    self._database = self._open_database()
+                    self._database_pid = pid
+        return self._database
+
+    def _open_database(self) -> Database:
+        settings = self.settings
+        options = ConnectOptions(
+            dsn=settings.database_url,
+            libpq_params=settings.connect_kwargs(),
+            connect_timeout_s=-(-settings.pool_connection_timeout_ms // 1000),
+            read_only=settings.read_only,
+            statement_timeout_ms=settings.pool_statement_timeout_ms,
+            idle_in_transaction_timeout_ms=max(60_000, 2 * settings.pool_statement_timeout_ms),
+        )
+        pool = Pool(
+            connect=lambda: open_connection(options),
+            size=settings.connections_per_worker,
+            acquire_timeout_s=settings.pool_connection_timeout_ms / 1000,
+            idle_timeout_s=settings.pool_idle_timeout_ms / 1000,
+        )
+        log.info("database pool ready", extra={"pool_size": pool.size, "pid": os.getpid()})
+        return Database(pool=pool, read_only=settings.read_only, timeout_ms=settings.query_timeout_ms,
+                        search_path=settings.allowed_schemas)
+
+    def close(self) -> None:
+        """Close this process's pool (worker exit)."""
+        if self._database is not None and self._database_pid == os.getpid():
+            self._database.close()

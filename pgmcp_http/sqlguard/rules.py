@@ -1,0 +1,127 @@
+"""The guard's rules as data: statements, functions and relations it refuses.
+
+A read-only transaction stops writes to tables, but not these: reading server
+files, executing SQL held in a string, signalling other backends, changing
+settings, taking locks that outlive the call on a pooled connection, WAL and
+replication control, or reading the sampled data values in ``pg_statistic``.
+Functions are matched by name whatever their schema, so quoting or
+``pg_catalog.`` qualification cannot slip past.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DENIED_FUNCTION_PREFIXES",
+    "DENIED_FUNCTIONS",
+    "DENIED_RELATIONS",
+    "READ_STATEMENTS",
+    "WRITE_STATEMENTS",
+    "denied_function_reason",
+    "statement_label",
+]
+
+READ_STATEMENTS = frozenset({"SelectStmt", "VariableShowStmt"})
+WRITE_STATEMENTS = frozenset({"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"})
+
+# Exact names, grouped by why they are refused.
+_DENIED: dict[str, tuple[str, ...]] = {
+    "reads or lists files on the database server": (
+        "pg_read_file", "pg_read_binary_file", "pg_stat_file", "pg_file_write", "pg_file_rename",
+        "pg_file_unlink", "pg_file_sync", "pg_logdir_ls", "pg_current_logfile",
+    ),
+    "executes SQL given as a string": (
+        "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "table_to_xml",
+        "table_to_xmlschema", "table_to_xml_and_xmlschema", "cursor_to_xml", "cursor_to_xmlschema",
+        "schema_to_xml", "schema_to_xmlschema", "schema_to_xml_and_xmlschema", "database_to_xml",
+        "database_to_xmlschema", "database_to_xml_and_xmlschema", "ts_stat", "query_to_json",
+    ),
+    "signals or controls other server processes": (
+        "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile", "pg_promote",
+        "pg_log_backend_memory_contexts", "pg_signal_backend",
+    ),
+    "changes settings": ("set_config",),
+    "changes sequences": ("nextval", "setval"),
+    "sends notifications": ("pg_notify",),
+    "assigns a transaction id": ("txid_current", "pg_current_xact_id"),
+    "controls WAL, backups or replication": (
+        "pg_switch_wal", "pg_create_restore_point", "pg_backup_start", "pg_backup_stop", "pg_start_backup",
+        "pg_stop_backup", "pg_wal_replay_pause", "pg_wal_replay_resume", "pg_drop_replication_slot",
+        "pg_replication_slot_advance", "pg_logical_emit_message", "pg_import_system_collations",
+    ),
+    "resets statistics": ("pg_stat_statements_reset",),
+    "reads raw table pages": (
+        "get_raw_page", "heap_page_items", "heap_page_item_attrs", "bt_page_items", "bt_metap",
+        "brin_page_items", "gin_leafpage_items", "page_header", "pg_truncate_visibility_map",
+    ),
+}
+
+DENIED_FUNCTIONS: dict[str, str] = {name: why for why, names in _DENIED.items() for name in names}
+
+DENIED_FUNCTION_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("pg_ls_", "lists directories on the database server"),
+    ("lo_", "works on large objects (server files and stored blobs)"),
+    ("pg_advisory_", "takes advisory locks that can outlive the call"),
+    ("pg_try_advisory_", "takes advisory locks that can outlive the call"),
+    ("dblink", "connects to other databases"),
+    ("postgres_fdw_", "controls foreign-server connections"),
+    ("pg_stat_reset", "resets statistics"),
+    ("pg_create_", "creates replication slots or restore points"),
+    ("pg_copy_", "copies replication slots"),
+    ("pg_logical_slot_", "consumes logical replication changes"),
+    ("pg_replication_origin_", "controls replication origins"),
+    ("binary_upgrade_", "is reserved for pg_upgrade"),
+)
+
+# Relations that expose data values or credentials whatever ALLOWED_SCHEMAS says.
+DENIED_RELATIONS: dict[str, str] = {
+    "pg_statistic": "holds sampled column values",
+    "pg_stats": "holds sampled column values",
+    "pg_stats_ext": "holds sampled column values",
+    "pg_stats_ext_exprs": "holds sampled column values",
+    "pg_statistic_ext_data": "holds sampled column values",
+    "pg_authid": "holds password hashes",
+    "pg_shadow": "holds password hashes",
+    "pg_user_mapping": "holds foreign-server credentials",
+    "pg_user_mappings": "holds foreign-server credentials",
+    "pg_largeobject": "holds large-object contents",
+    "pg_file_settings": "shows server configuration files",
+    "pg_hba_file_rules": "shows server configuration files",
+    "pg_ident_file_mappings": "shows server configuration files",
+}
+
+_STATEMENT_LABELS: dict[str, str] = {
+    "InsertStmt": "INSERT", "UpdateStmt": "UPDATE", "DeleteStmt": "DELETE", "MergeStmt": "MERGE",
+    "TransactionStmt": "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT)",
+    "VariableSetStmt": "SET/RESET", "CopyStmt": "COPY", "DoStmt": "DO", "CallStmt": "CALL",
+    "ListenStmt": "LISTEN", "UnlistenStmt": "UNLISTEN", "NotifyStmt": "NOTIFY", "PrepareStmt": "PREPARE",
+    "ExecuteStmt": "EXECUTE", "DeallocateStmt": "DEALLOCATE", "LockStmt": "LOCK", "ExplainStmt": "EXPLAIN",
+    "VacuumStmt": "VACUUM/ANALYZE", "ClusterStmt": "CLUSTER", "ReindexStmt": "REINDEX",
+    "CheckPointStmt": "CHECKPOINT", "DiscardStmt": "DISCARD", "LoadStmt": "LOAD",
+    "DeclareCursorStmt": "DECLARE CURSOR", "FetchStmt": "FETCH", "ClosePortalStmt": "CLOSE",
+    "CreateRoleStmt": "CREATE ROLE", "AlterRoleStmt": "ALTER ROLE", "DropRoleStmt": "DROP ROLE",
+    "GrantStmt": "GRANT/REVOKE", "GrantRoleStmt": "GRANT/REVOKE role", "TruncateStmt": "TRUNCATE",
+    "RefreshMatViewStmt": "REFRESH MATERIALIZED VIEW", "CreateTableAsStmt": "CREATE TABLE AS",
+    "VariableShowStmt": "SHOW", "SelectStmt": "SELECT",
+}
+
+
+def statement_label(node_type: str) -> str:
+    """A name people know for a statement node (``DropStmt`` → ``DDL (DROP)``)."""
+    label = _STATEMENT_LABELS.get(node_type)
+    if label is not None:
+        return label
+    bare = node_type.removesuffix("Stmt")
+    if bare.startswith(("Create", "Alter", "Drop", "Rename", "Comment", "Define", "Index", "View")):
+        return f"DDL ({bare})"
+    return bare
+
+
+def denied_function_reason(name: str) -> str | None:
+    """Why the function ``name`` (no schema, as stored) is refused, or None."""
+    reason = DENIED_FUNCTIONS.get(name)
+    if reason is not None:
+        return reason
+    for prefix, why in DENIED_FUNCTION_PREFIXES:
+        if name.startswith(prefix):
+            return why
+    return None

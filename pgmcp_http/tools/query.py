@@ -1,0 +1,75 @@
+"""``query``: one read-only SQL statement with ``$1..$n`` parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pgmcp_http.db import ParamCountError, Transaction, bind
+from pgmcp_http.tools.results import ROWS_OUTPUT_SCHEMA, rows_payload
+from pgmcp_http.tools.spec import ToolContext, ToolError, ToolSpec
+
+__all__ = ["QUERY"]
+
+_DESCRIPTION = (
+    "Run one read-only SQL statement (SELECT, VALUES, TABLE or SHOW) against the PostgreSQL database and "
+    "return its rows. Use $1, $2, ... placeholders with `params` for values instead of writing them into "
+    "the SQL. The result is JSON: `columns` (name and type), `rows` as objects keyed by column name, "
+    "`row_count` and `truncated` (true when MAX_ROWS or MAX_RESULT_BYTES cut the result: add a filter or "
+    "LIMIT). numeric values are strings holding the exact digits; timestamps are ISO 8601; bytea is "
+    "'base64:...'. Writes, DDL, settings and server-side file or process functions are refused."
+)
+
+INPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "sql": {"type": "string", "description": "One SQL statement; $1..$n refer to `params`."},
+        "params": {
+            "type": "array",
+            "description": "Values for $1..$n, in order: strings, numbers, booleans, null; arrays and objects "
+                           "are passed as JSON.",
+            "items": {},
+        },
+    },
+    "required": ["sql"],
+    "additionalProperties": False,
+}
+
+
+def run_query(tx: Transaction, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    approved = ctx.guard.check(args["sql"])
+    try:
+        params = bind(args.get("params") or [], approved.param_count)
+    except ParamCountError as exc:
+        raise ToolError(str(exc)) from None
+    if approved.kind == "write":
+        tx.make_writable()
+    result = tx.fetch(approved.text, params, ctx.limits, server_cursor=approved.server_cursor)
+    return rows_payload(result)
+
+
+def _write_mode_description(read_only: bool) -> str:
+    if read_only:
+        return _DESCRIPTION
+    return _DESCRIPTION.replace("one read-only SQL statement (SELECT, VALUES, TABLE or SHOW)",
+                                "one SQL statement (SELECT, VALUES, TABLE, SHOW, or INSERT/UPDATE/DELETE/MERGE, "
+                                "committed at once)").replace("Writes, DDL", "DDL")
+
+
+QUERY = ToolSpec(
+    name="query",
+    title="Run a SQL query",
+    description=_DESCRIPTION,
+    input_schema=INPUT_SCHEMA,
+    output_schema=ROWS_OUTPUT_SCHEMA,
+    run=run_query,
+)
+
+
+def query_tool(*, read_only: bool) -> ToolSpec:
+    """The query tool as this server runs it (its description and hints differ in write mode)."""
+    if read_only:
+        return QUERY
+    annotations = dict(QUERY.annotations, readOnlyHint=False, destructiveHint=True, idempotentHint=False)
+    return ToolSpec(name=QUERY.name, title=QUERY.title, description=_write_mode_description(False),
+                    input_schema=INPUT_SCHEMA, output_schema=ROWS_OUTPUT_SCHEMA, run=run_query,
+                    annotations=annotations)

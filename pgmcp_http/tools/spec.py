@@ -1,0 +1,58 @@
+"""What a tool is: a typed description plus a plain function over a transaction and arguments.
+
+No Flask and no MCP wire types here: the protocol layer turns a ToolSpec into
+a ``tools/list`` entry and a tool's return value into a ``tools/call`` result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgmcp_http.db import RowLimits, Transaction
+from pgmcp_http.sqlguard import Guard, GuardPolicy
+
+__all__ = ["ToolContext", "ToolError", "ToolFn", "ToolSpec", "READ_ONLY_ANNOTATIONS"]
+
+
+class ToolError(Exception):
+    """A failure the caller can fix (bad argument, unknown table...): becomes an ``isError`` result."""
+
+    def __init__(self, message: str, *, outcome: str = "error") -> None:
+        self.message = message
+        self.outcome = outcome
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What every tool may consult besides its arguments: the guard and the limits."""
+
+    guard: Guard
+    policy: GuardPolicy
+    limits: RowLimits
+    read_only: bool
+
+
+ToolFn = Callable[[Transaction, dict[str, Any], ToolContext], dict[str, Any]]
+
+READ_ONLY_ANNOTATIONS: dict[str, Any] = {
+    "readOnlyHint": True,
+    "destructiveHint": False,
+    "idempotentHint": True,
+    "openWorldHint": False,
+}
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool: its MCP description and the function that does the work."""
+
+    name: str
+    title: str
+    description: str
+    input_schema: dict[str, Any]
+    run: ToolFn
+    output_schema: dict[str, Any] | None = None
+    annotations: dict[str, Any] = field(default_factory=lambda: dict(READ_ONLY_ANNOTATIONS))

@@ -1,0 +1,1 @@
+"""HTTP only: content types, Accept, Origin, limits and status codes. Blueprints per surface."""

@@ -1,0 +1,34 @@
+"""HTTP plumbing shared by the blueprints: JSON responses, the runtime, request facts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Response, current_app, g
+
+from pgmcp_http.runtime import Runtime
+
+__all__ = ["json_response", "note", "runtime"]
+
+
+def runtime() -> Runtime:
+    """The app's Runtime (see :mod:`pgmcp_http.runtime`)."""
+    return current_app.extensions["pgmcp"]  # type: ignore[no-any-return]
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response encoded once with orjson."""
+    response = Response(orjson.dumps(payload), status=status, mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def note(**fields: Any) -> None:
+    """Attach fields to this request's access-log line (MCP method, tool, revision...)."""
+    existing = g.get("log_fields")
+    if existing is None:
+        existing = {}
+        g.log_fields = existing
+    existing.update({key: value for key, value in fields.items() if value is not None})

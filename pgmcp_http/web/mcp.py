@@ -1,0 +1,95 @@
+"""``POST /mcp``: MCP's streamable HTTP transport (both eras), answered with JSON bodies.
+
+HTTP checks happen here in the order the transport specification gives them
+(Origin, content type, Accept, size, JSON); everything after that is the
+protocol layer's. Status codes are decided here and only here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Blueprint, Request, Response, request
+
+from pgmcp_http.protocol import Reply, RoutingHeaders
+from pgmcp_http.protocol.errors import INVALID_REQUEST, PARSE_ERROR
+from pgmcp_http.web.http import json_response, note, runtime
+
+__all__ = ["bp", "rpc_error"]
+
+bp = Blueprint("mcp", __name__)
+
+# HTTP status for JSON-RPC errors in the modern era (transport spec, 2026-07-28).
+MODERN_ERROR_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400, -32601: 404}
+REJECTION_STATUS = {"malformed": 400, "missing_session": 400, "unknown_session": 404, "version_mismatch": 400}
+_ROUTING = ("mcp-protocol-version", "mcp-method", "mcp-name")
+
+
+def rpc_error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """A JSON-RPC error body (id null) with an HTTP status: for failures before a message is read."""
+    return json_response({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}, status,
+                         headers)
+
+
+def _accepts_json(req: Request) -> bool:
+    header = req.headers.get("Accept")
+    if header is None or not header.strip():
+        return True  # no Accept header means anything is acceptable (RFC 9110)
+    types = {part.split(";")[0].strip().lower() for part in header.split(",")}
+    return bool(types & {"application/json", "application/*", "*/*"})
+
+
+def _routing_headers(req: Request) -> RoutingHeaders:
+    duplicated = None
+    seen: set[str] = set()
+    for name, _ in req.headers.items():
+        key = name.lower()
+        if key in _ROUTING:
+            if key in seen:
+                duplicated = key
+            seen.add(key)
+    return RoutingHeaders(
+        protocol_version=req.headers.get("MCP-Protocol-Version"),
+        method=req.headers.get("Mcp-Method"),
+        name=req.headers.get("Mcp-Name"),
+        session_id=req.headers.get("Mcp-Session-Id"),
+        duplicated=duplicated,
+    )
+
+
+def _status(reply: Reply) -> int:
+    if reply.rejection is not None:
+        return REJECTION_STATUS[reply.rejection]
+    if reply.body is None:
+        return 202
+    if reply.error_code is not None and reply.era == "modern":
+        return MODERN_ERROR_STATUS.get(reply.error_code, 200)
+    return 200
+
+
+@bp.post("/mcp")
+def post_mcp() -> Response:
+    if request.mimetype != "application/json":
+        return rpc_error(415, INVALID_REQUEST, "Content-Type must be application/json")
+    if not _accepts_json(request):
+        return rpc_error(406, INVALID_REQUEST, "the Accept header must allow application/json")
+    try:
+        message: Any = orjson.loads(request.get_data(cache=False))
+    except orjson.JSONDecodeError as exc:
+        return rpc_error(400, PARSE_ERROR, f"Parse error: the body is not valid JSON ({exc.msg})")
+    reply = runtime().dispatcher.dispatch(message, _routing_headers(request))
+    note(mcp_method=reply.method, mcp_version=reply.version, mcp_era=reply.era, tool=reply.tool,
+         outcome=reply.outcome, rpc_error=reply.error_code)
+    status = _status(reply)
+    headers = {"Mcp-Session-Id": reply.session_id} if reply.session_id else None
+    if reply.body is None:
+        return Response(status=status, headers=headers)
+    return json_response(reply.body, status, headers)
+
+
+@bp.route("/mcp", methods=["GET", "DELETE"])
+def other_methods() -> Response:
+    """No server-to-client stream and no session deletion: sessions are signed tokens, not server state."""
+    return rpc_error(405, INVALID_REQUEST, "Method Not Allowed: this server answers POST /mcp only",
+                     {"Allow": "POST"})

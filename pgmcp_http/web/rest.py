@@ -1,0 +1,53 @@
+"""The TAS federation's REST convention: ``GET /mcp/tools/list`` and ``POST /mcp/tools/call``.
+
+Same tools, same results as MCP's ``tools/call`` (the 2025-11-25 shapes): a
+tool failure is HTTP 200 with ``isError: true``; only a malformed request or
+an unknown tool is a 4xx, with the reason in the first bytes of the body
+(the federation shows only the first 256).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, request
+
+from pgmcp_http.errors import NotFoundError
+from pgmcp_http.protocol import tool_entry, tool_result
+from pgmcp_http.web.http import json_response, note, runtime
+
+__all__ = ["bp"]
+
+bp = Blueprint("rest", __name__)
+
+
+def _client_error(status: int, message: str) -> Response:
+    return json_response({"error": message, "isError": True}, status)
+
+
+@bp.get("/mcp/tools/list")
+def tools_list() -> Response:
+    return json_response({"tools": [tool_entry(spec) for spec in runtime().toolbox.specs()]})
+
+
+@bp.post("/mcp/tools/call")
+def tools_call() -> Response:
+    if request.mimetype != "application/json":
+        return _client_error(415, "Content-Type must be application/json")
+    try:
+        body: Any = orjson.loads(request.get_data(cache=False))
+    except orjson.JSONDecodeError as exc:
+        return _client_error(400, f"the body is not valid JSON ({exc.msg})")
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+        return _client_error(400, 'the body must be {"name": "<tool>", "arguments": {...}}')
+    arguments = body.get("arguments") or {}
+    if not isinstance(arguments, dict):
+        return _client_error(400, "\"arguments\" must be an object")
+    note(mcp_method="tools/call", tool=body["name"], mcp_era="rest")
+    try:
+        outcome = runtime().toolbox.call(body["name"], arguments)
+    except NotFoundError as exc:
+        return _client_error(404, str(exc))
+    note(outcome=outcome.outcome)
+    return json_response(tool_result(outcome, structured=True))
