@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 
@@ -74,7 +75,8 @@ def _finish_request(response: Response) -> Response:
     response.headers["X-Request-Id"] = g.get("request_id", "")
     duration_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
     fields = {"request_id": g.get("request_id"), "method": request.method, "path": request.path,
-              "status": response.status_code, "duration_ms": round(duration_ms, 2), **g.get("log_fields", {})}
+              "status": response.status_code, "duration_ms": round(duration_ms, 2), "worker_pid": os.getpid(),
+              **g.get("log_fields", {})}
     access_log.info("request", extra=fields)
     return response
 

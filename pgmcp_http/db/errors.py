@@ -57,12 +57,12 @@ class QueryFailed(DatabaseError):
     """PostgreSQL rejected the statement; carries its SQLSTATE and hints."""
 
     def __init__(self, message: str, *, sqlstate: str | None, detail: str | None = None,
-                 hint: str | None = None, position: int | None = None) -> None:
+                 hint: str | None = None, near: str | None = None) -> None:
         self.message = message
         self.sqlstate = sqlstate
         self.detail = detail
         self.hint = hint
-        self.position = position
+        self.near = near
         super().__init__(message)
 
     def describe(self) -> str:
@@ -72,8 +72,8 @@ class QueryFailed(DatabaseError):
             parts.append(f"Detail: {self.detail}")
         if self.hint:
             parts.append(f"Hint: {self.hint}")
-        if self.position:
-            parts.append(f"(at character {self.position})")
+        if self.near:
+            parts.append(f"(near: {self.near})")
         if self.sqlstate:
             parts.append(f"[SQLSTATE {self.sqlstate}]")
         return " ".join(parts)

@@ -96,7 +96,7 @@ class Transaction:
         text = (
             f"BEGIN ISOLATION LEVEL READ COMMITTED {mode}; "
             f"SET LOCAL statement_timeout = {int(self.timeout_ms)}; "
-            "SET LOCAL datestyle = 'ISO'; SET LOCAL intervalstyle = 'iso_8601'; "
+            "SET LOCAL datestyle = 'ISO'; SET LOCAL intervalstyle = 'iso_8601'; SET LOCAL bytea_output = 'hex'; "
         )
         if self.search_path:
             path = ", ".join(_quote_ident(name) for name in self.search_path)
@@ -109,10 +109,10 @@ class Transaction:
             cur.execute(text, params)
         except psycopg2.Error as exc:
             self.begun = self.begun or self.conn.info.transaction_status != ext.TRANSACTION_STATUS_IDLE
-            raise self._translate(exc) from None
+            raise self._translate(exc, cur.query) from None
         self.begun = True
 
-    def _translate(self, exc: psycopg2.Error) -> Exception:
+    def _translate(self, exc: psycopg2.Error, sent: bytes | None = None) -> Exception:
         if self.conn.closed:
             return ConnectionLost(f"database unavailable: the connection was lost ({_first_line(exc)})")
         if isinstance(exc, psycopg2.errors.QueryCanceled):
@@ -120,13 +120,12 @@ class Transaction:
                 return QueryTimeout(self.timeout_ms, self.timeout_setting)
             return QueryCancelled("the statement was cancelled before it finished")
         diag = exc.diag
-        position = int(diag.statement_position) if diag.statement_position else None
         return QueryFailed(
             diag.message_primary or _first_line(exc),
             sqlstate=exc.pgcode,
             detail=diag.message_detail,
             hint=diag.message_hint,
-            position=position,
+            near=_near(sent, diag.statement_position),
         )
 
     def rows(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
@@ -254,6 +253,20 @@ def transaction(conn: ext.connection, *, read_only: bool, server_read_only: bool
 
 def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _near(sent: bytes | None, position: str | None) -> str | None:
+    """The text at PostgreSQL's error position (1-based characters of what was sent).
+
+    The position counts the server's own preamble, so the words are quoted
+    instead of the number.
+    """
+    if not sent or not position:
+        return None
+    text = sent.decode("utf-8", "replace")
+    start = int(position) - 1
+    snippet = text[start:start + 40].split("\n")[0].strip()
+    return f"`{snippet}`" if snippet else None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -66,11 +66,11 @@ def _timetz(value: str | None, _cur: Any) -> str | None:
     return value + ":00" if _TZ_OFFSET.match(value) else value
 
 
-def _bytea(value: str | None, cur: Any) -> str | None:
+def _bytea(value: str | None, _cur: Any) -> str | None:
+    """Hex output (``\\x00ff``; the transaction sets ``bytea_output = 'hex'``) to ``base64:AP8=``."""
     if value is None:
         return None
-    raw = ext.BINARY(value, cur)
-    return BYTEA_PREFIX + base64.b64encode(bytes(raw)).decode("ascii")
+    return BYTEA_PREFIX + base64.b64encode(bytes.fromhex(value[2:])).decode("ascii")
 
 
 def _json(value: str | None, _cur: Any) -> Any:

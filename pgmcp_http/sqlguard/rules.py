@@ -10,6 +10,8 @@ Functions are matched by name whatever their schema, so quoting or
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "DENIED_FUNCTION_PREFIXES",
     "DENIED_FUNCTIONS",
@@ -102,18 +104,25 @@ _STATEMENT_LABELS: dict[str, str] = {
     "GrantStmt": "GRANT/REVOKE", "GrantRoleStmt": "GRANT/REVOKE role", "TruncateStmt": "TRUNCATE",
     "RefreshMatViewStmt": "REFRESH MATERIALIZED VIEW", "CreateTableAsStmt": "CREATE TABLE AS",
     "VariableShowStmt": "SHOW", "SelectStmt": "SELECT",
+    "CreateStmt": "CREATE TABLE", "DropStmt": "DROP", "AlterTableStmt": "ALTER TABLE", "IndexStmt": "CREATE INDEX",
+    "ViewStmt": "CREATE VIEW", "CreateFunctionStmt": "CREATE FUNCTION", "CreateSchemaStmt": "CREATE SCHEMA",
+    "RenameStmt": "ALTER ... RENAME", "CommentStmt": "COMMENT", "CreateExtensionStmt": "CREATE EXTENSION",
+    "AlterSystemStmt": "ALTER SYSTEM", "CreatedbStmt": "CREATE DATABASE", "DropdbStmt": "DROP DATABASE",
+    "CreateTrigStmt": "CREATE TRIGGER", "RuleStmt": "CREATE RULE", "CreateSeqStmt": "CREATE SEQUENCE",
+    "AlterOwnerStmt": "ALTER ... OWNER", "CreatePolicyStmt": "CREATE POLICY",
+    "AlterDefaultPrivilegesStmt": "ALTER DEFAULT PRIVILEGES", "AlterDatabaseSetStmt": "ALTER DATABASE ... SET",
+    "AlterRoleSetStmt": "ALTER ROLE ... SET", "SecLabelStmt": "SECURITY LABEL",
 }
 
 
 def statement_label(node_type: str) -> str:
-    """A name people know for a statement node (``DropStmt`` → ``DDL (DROP)``)."""
+    """A name people know for a statement node: ``CreateStmt`` → ``CREATE TABLE``,
+    else the node's words (``AlterTSConfigurationStmt`` → ``ALTER TS CONFIGURATION``)."""
     label = _STATEMENT_LABELS.get(node_type)
     if label is not None:
         return label
-    bare = node_type.removesuffix("Stmt")
-    if bare.startswith(("Create", "Alter", "Drop", "Rename", "Comment", "Define", "Index", "View")):
-        return f"DDL ({bare})"
-    return bare
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z][a-z]*", node_type.removesuffix("Stmt"))
+    return " ".join(words).upper() or node_type
 
 
 def denied_function_reason(name: str) -> str | None:

@@ -9,7 +9,7 @@ from flask import Response, current_app, g
 
 from pgmcp_http.runtime import Runtime
 
-__all__ = ["json_response", "note", "runtime"]
+__all__ = ["forbidden_origin", "json_response", "note", "runtime"]
 
 
 def runtime() -> Runtime:
@@ -32,3 +32,12 @@ def note(**fields: Any) -> None:
         existing = {}
         g.log_fields = existing
     existing.update({key: value for key, value in fields.items() if value is not None})
+
+
+def forbidden_origin(origin: str | None, allowed: tuple[str, ...]) -> bool:
+    """True when a browser ``Origin`` is present and not in ALLOWED_ORIGINS (DNS-rebinding protection).
+
+    Clients that are not browsers (SDKs, the federation) send no Origin and are
+    not affected.
+    """
+    return origin is not None and origin.rstrip("/") not in allowed

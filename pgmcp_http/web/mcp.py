@@ -14,7 +14,7 @@ from flask import Blueprint, Request, Response, request
 
 from pgmcp_http.protocol import Reply, RoutingHeaders
 from pgmcp_http.protocol.errors import INVALID_REQUEST, PARSE_ERROR
-from pgmcp_http.web.http import json_response, note, runtime
+from pgmcp_http.web.http import forbidden_origin, json_response, note, runtime
 
 __all__ = ["bp", "rpc_error"]
 
@@ -66,6 +66,15 @@ def _status(reply: Reply) -> int:
     if reply.error_code is not None and reply.era == "modern":
         return MODERN_ERROR_STATUS.get(reply.error_code, 200)
     return 200
+
+
+@bp.before_request
+def _check_origin() -> Response | None:
+    origin = request.headers.get("Origin")
+    if forbidden_origin(origin, runtime().settings.allowed_origins):
+        return rpc_error(403, INVALID_REQUEST, f"Origin {origin} is not allowed; the operator can add it to "
+                                               "ALLOWED_ORIGINS")
+    return None
 
 
 @bp.post("/mcp")

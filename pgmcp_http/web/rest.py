@@ -15,7 +15,7 @@ from flask import Blueprint, Response, request
 
 from pgmcp_http.errors import NotFoundError
 from pgmcp_http.protocol import tool_entry, tool_result
-from pgmcp_http.web.http import json_response, note, runtime
+from pgmcp_http.web.http import forbidden_origin, json_response, note, runtime
 
 __all__ = ["bp"]
 
@@ -24,6 +24,14 @@ bp = Blueprint("rest", __name__)
 
 def _client_error(status: int, message: str) -> Response:
     return json_response({"error": message, "isError": True}, status)
+
+
+@bp.before_request
+def _check_origin() -> Response | None:
+    origin = request.headers.get("Origin")
+    if forbidden_origin(origin, runtime().settings.allowed_origins):
+        return _client_error(403, f"Origin {origin} is not allowed; the operator can add it to ALLOWED_ORIGINS")
+    return None
 
 
 @bp.get("/mcp/tools/list")

@@ -1,0 +1,226 @@
+"""Helpers for the tests: live servers, raw HTTP, and SDK clients pinned to a revision."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pgmcp_http import devdb
+
+REPO = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+TEST_SESSION_SECRET = "test-session-secret-0123456789abcdef0123456789"
+
+
+@dataclass(frozen=True)
+class PgCluster:
+    cluster: devdb.Cluster
+    readonly_url: str
+    readonly_password: str
+    superuser_password: str
+
+    def superuser_dsn(self, dbname: str = devdb.SAMPLE_DB) -> str:
+        return self.cluster.superuser_dsn(dbname)
+
+    def superuser_url(self, dbname: str = devdb.SAMPLE_DB) -> str:
+        return self.cluster.url(user="postgres", password=self.superuser_password, dbname=dbname)
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/mcp"
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                lines.append(json.loads(raw))
+        return lines
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_server(database_url: str | None, workdir: Path, *, workers: int = 2, threads: int = 4,
+                 env: dict[str, str] | None = None, wait: bool = True) -> ServerProcess:
+    """Start gunicorn as the README does; wait until it answers HTTP."""
+    port = devdb.free_port()
+    full_env = {
+        key: value for key, value in os.environ.items()
+        if not key.startswith(("DATABASE_URL", "PG", "SESSION_SECRET", "WEB_CONCURRENCY", "THREADS"))
+    }
+    full_env.update({
+        "PORT": str(port),
+        "BIND_HOST": "127.0.0.1",
+        "WEB_CONCURRENCY": str(workers),
+        "THREADS": str(threads),
+        "SESSION_SECRET": TEST_SESSION_SECRET,
+        "LOG_LEVEL": "info",
+    })
+    if database_url is not None:
+        full_env["DATABASE_URL"] = database_url
+    full_env.update(env or {})
+    log_path = workdir / f"server-{port}.log"
+    log_file = log_path.open("wb")
+    proc = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=full_env,
+                            stdout=log_file, stderr=subprocess.STDOUT)
+    server = ServerProcess(proc=proc, port=port, log_path=log_path, env=full_env)
+    if wait:
+        wait_for_http(server)
+    return server
+
+
+def wait_for_http(server: ServerProcess, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {server.proc.returncode}:\n{server.log_path.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=0.5):
+                pass
+            status, _, _ = request("GET", f"{server.base}/livez-probe-nonexistent")
+            if status:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server did not answer within {timeout}s:\n{server.log_path.read_text()}")
+
+
+@dataclass
+class HttpReply:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+def request(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None,
+            raw: bytes | None = None, timeout: float = 30.0) -> tuple[int, dict[str, str], Any]:
+    """One HTTP request on a fresh connection; the body is decoded as JSON when it is JSON."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    try:
+        conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=payload,
+                     headers=headers or {})
+        response = conn.getresponse()
+        data = response.read()
+        reply_headers = {key.lower(): value for key, value in response.getheaders()}
+    finally:
+        conn.close()
+    decoded: Any = data
+    if reply_headers.get("content-type", "").startswith("application/json") and data:
+        decoded = json.loads(data)
+    return response.status, reply_headers, decoded
+
+
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
+
+def rpc(url: str, method: str, params: dict[str, Any] | None = None, *, id: Any = 1,
+        headers: dict[str, str] | None = None) -> HttpReply:
+    """A raw JSON-RPC request over POST /mcp."""
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if id is not None:
+        message["id"] = id
+    if params is not None:
+        message["params"] = params
+    status, reply_headers, body = request("POST", url, message, {**JSON_HEADERS, **(headers or {})})
+    return HttpReply(status=status, headers=reply_headers, body=body)
+
+
+MODERN = "2026-07-28"
+
+
+def modern_meta(version: str = MODERN) -> dict[str, Any]:
+    return {
+        "io.modelcontextprotocol/protocolVersion": version,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw-test", "version": "0"},
+    }
+
+
+def modern_rpc(url: str, method: str, params: dict[str, Any] | None = None, *, id: Any = 1,
+               headers: dict[str, str] | None = None, version: str = MODERN) -> HttpReply:
+    """A raw request in the 2026-07-28 envelope with matching routing headers."""
+    body_params = {**(params or {}), "_meta": modern_meta(version)}
+    routing = {"MCP-Protocol-Version": version, "Mcp-Method": method}
+    if method in ("tools/call", "prompts/get"):
+        routing["Mcp-Name"] = str(body_params.get("name"))
+    if method == "resources/read":
+        routing["Mcp-Name"] = str(body_params.get("uri"))
+    return rpc(url, method, body_params, id=id, headers={**routing, **(headers or {})})
+
+
+def initialize(url: str, version: str = "2025-11-25") -> tuple[str, str]:
+    """Handshake over raw HTTP; returns (session id, negotiated revision)."""
+    reply = rpc(url, "initialize", {"protocolVersion": version, "capabilities": {},
+                                    "clientInfo": {"name": "raw-test", "version": "0"}})
+    assert reply.status == 200, reply.body
+    session = reply.headers["mcp-session-id"]
+    negotiated = reply.body["result"]["protocolVersion"]
+    rpc(url, "notifications/initialized", None, id=None,
+        headers={"Mcp-Session-Id": session, "MCP-Protocol-Version": negotiated})
+    return session, negotiated
+
+
+def session_rpc(url: str, session: str, version: str, method: str, params: dict[str, Any] | None = None,
+                id: Any = 1) -> HttpReply:
+    return rpc(url, method, params, id=id, headers={"Mcp-Session-Id": session, "MCP-Protocol-Version": version})
+
+
+@contextlib.asynccontextmanager
+async def sdk_client(url: str, revision: str, *, keepalive: bool = True) -> AsyncIterator[Any]:
+    """The official MCP Python SDK client, speaking exactly ``revision``.
+
+    The SDK offers its newest handshake revision in ``initialize``; for older
+    ones its module constant is set for the length of the block (the server
+    must then negotiate what the client asked for).
+    """
+    import httpx2
+    import mcp.client.session as client_session
+    from mcp.client.client import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    limits = None if keepalive else httpx2.Limits(max_keepalive_connections=0)
+    http_client = httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(30.0)) if limits else None
+    mode = revision if revision == MODERN else "legacy"
+    saved = client_session.LATEST_HANDSHAKE_VERSION
+    if mode == "legacy":
+        client_session.LATEST_HANDSHAKE_VERSION = revision
+    try:
+        async with Client(streamable_http_client(url, http_client=http_client), mode=mode) as client:
+            assert client.protocol_version == revision
+            yield client
+    finally:
+        client_session.LATEST_HANDSHAKE_VERSION = saved
+        if http_client is not None:
+            await http_client.aclose()

@@ -1,0 +1,133 @@
+"""The per-worker pool and transactions against the real PostgreSQL: waits, broken connections, cleanup."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+from pgmcp_http import devdb
+from pgmcp_http.db import (
+    ConnectionLost,
+    ConnectOptions,
+    Database,
+    DatabaseUnavailable,
+    Pool,
+    PoolTimeout,
+    RowLimits,
+    open_connection,
+)
+from pgmcp_http.sqlguard import Guard, GuardPolicy
+from pgmcp_http.tools import Toolbox, ToolContext, builtin_tools
+
+
+def make_database(url: str, *, size: int = 2, acquire_timeout_s: float = 0.3, idle_timeout_s: float = 60,
+                  timeout_ms: int = 5000) -> Database:
+    options = ConnectOptions(dsn=url, libpq_params={}, connect_timeout_s=2, read_only=True,
+                             statement_timeout_ms=timeout_ms, idle_in_transaction_timeout_ms=60_000)
+    pool = Pool(connect=lambda: open_connection(options), size=size, acquire_timeout_s=acquire_timeout_s,
+                idle_timeout_s=idle_timeout_s)
+    return Database(pool=pool, read_only=True, timeout_ms=timeout_ms)
+
+
+def backend_pid(db: Database) -> int:
+    with db.transaction() as tx:
+        return tx.rows("SELECT pg_backend_pid() AS pid")[0]["pid"]
+
+
+def terminate(pg, pid: int) -> None:
+    with psycopg.connect(pg.superuser_url(), autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    time.sleep(0.2)
+
+
+def test_waiting_for_a_connection_is_bounded(pg):
+    db = make_database(pg.readonly_url, size=1, acquire_timeout_s=0.3)
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with db.pool.connection():
+            holding.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    holding.wait(5)
+    started = time.monotonic()
+    with pytest.raises(PoolTimeout, match="server busy: no database connection became free within 0.3 s"):
+        with db.pool.connection():
+            pass
+    waited = time.monotonic() - started
+    release.set()
+    worker.join()
+    assert 0.25 <= waited < 1.5
+    assert db.pool.stats().timeouts == 1
+    with db.pool.connection():
+        pass  # the slot came back
+    db.close()
+
+
+def test_a_broken_connection_is_discarded_and_the_next_call_works(pg):
+    db = make_database(pg.readonly_url, size=1)
+    first = backend_pid(db)
+    terminate(pg, first)
+    with pytest.raises(ConnectionLost), db.transaction() as tx:
+        tx.rows("SELECT 1")
+    assert db.pool.stats().discarded == 1
+    assert backend_pid(db) != first
+    db.close()
+
+
+def test_toolbox_retries_once_on_a_lost_connection(pg):
+    db = make_database(pg.readonly_url, size=1)
+    policy = GuardPolicy()
+    toolbox = Toolbox(builtin_tools(read_only=True), database=lambda: db,
+                      context=ToolContext(guard=Guard(policy), policy=policy,
+                                          limits=RowLimits(max_rows=10, max_bytes=10_000), read_only=True))
+    terminate(pg, backend_pid(db))
+    outcome = toolbox.call("query", {"sql": "SELECT 7 AS n"})
+    assert outcome.outcome == "ok" and outcome.data["rows"] == [{"n": 7}]
+    db.close()
+
+
+def test_a_connection_returned_mid_transaction_is_rolled_back(pg):
+    db = make_database(pg.readonly_url, size=1)
+    with db.pool.connection() as conn, conn.cursor() as cur:
+        cur.execute("BEGIN; SELECT 1")
+    with db.pool.connection() as conn:
+        assert conn.info.transaction_status == 0  # idle: nothing leaked to the next borrower
+    db.close()
+
+
+def test_session_settings_do_not_leak_between_calls(pg):
+    db = make_database(pg.readonly_url, size=1)
+    with db.transaction(timeout_ms=1234) as tx:
+        assert tx.rows("SHOW statement_timeout")[0]["statement_timeout"] == "1234ms"
+        assert tx.rows("SHOW transaction_read_only")[0]["transaction_read_only"] == "on"
+    with db.pool.connection() as conn, conn.cursor() as cur:
+        cur.execute("SHOW statement_timeout")
+        assert cur.fetchone()[0] == "5s"  # back to the connection's default
+    db.close()
+
+
+def test_idle_connections_are_closed(pg):
+    db = make_database(pg.readonly_url, size=2, idle_timeout_s=0.2)
+    backend_pid(db)
+    assert db.pool.stats().idle == 1
+    time.sleep(0.3)
+    assert db.pool.reap_idle() == 1
+    assert db.pool.stats().open == 0
+    assert backend_pid(db) > 0
+    db.close()
+
+
+def test_a_pool_starts_while_postgres_is_down_and_says_so(pg):
+    db = make_database(f"postgresql://mcp_readonly:x@127.0.0.1:{devdb.free_port()}/sampledb")
+    with pytest.raises(DatabaseUnavailable, match="database unavailable: connection to server"):
+        with db.transaction() as tx:
+            tx.rows("SELECT 1")
+    assert db.pool.stats().connect_errors == 1 and db.pool.stats().open == 0
+    db.close()

@@ -1,0 +1,104 @@
+"""The SQL guard alone (no server): verdicts from PostgreSQL's parser."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgmcp_http.sqlguard import Guard, GuardPolicy, Refusal, check
+
+POLICY = GuardPolicy(allowed_schemas=("public", "app"), blocked_tables=("app.secrets", "tokens"))
+
+
+@pytest.mark.parametrize("sql,reason", [
+    ("COMMIT; DROP TABLE users", "only one statement is allowed; found 2"),
+    ("SELECT 1; SELECT 2", "only one statement is allowed; found 2"),
+    ("", "the SQL is empty"),
+    ("DELETE FROM users", "DELETE is not allowed in read-only mode"),
+    ("WITH d AS (DELETE FROM users RETURNING *) SELECT * FROM d", "(DELETE) inside the query"),
+    ("SELECT * FROM (WITH x AS (UPDATE users SET name = '' RETURNING 1) SELECT * FROM x) s", "(UPDATE)"),
+    ("SELECT 1 INTO t", "SELECT ... INTO creates a table"),
+    ("SELECT * FROM users FOR UPDATE", "locking clauses"),
+    ("SET ROLE postgres", "SET/RESET is not allowed"),
+    ("BEGIN", "transaction control"),
+    ("COPY users TO PROGRAM 'id'", "COPY is not allowed"),
+    ("DO $$ BEGIN END $$", "DO is not allowed"),
+    ("CREATE TABLE t (id int)", "CREATE TABLE is not allowed"),
+    ("ALTER TEXT SEARCH CONFIGURATION english ADD MAPPING FOR word WITH simple", "ALTER TS CONFIGURATION"),
+    ("SELECT pg_read_file('/etc/passwd')", "function pg_read_file is not allowed"),
+    ("SELECT * FROM pg_catalog.pg_read_file('/etc/passwd')", "function pg_read_file is not allowed"),
+    ("SELECT query_to_xml('select * from app.secrets', true, true, '')", "executes SQL given as a string"),
+    ("SELECT set_config('role', 'postgres', false)", "function set_config is not allowed"),
+    ("SELECT pg_advisory_lock(1)", "advisory locks"),
+    ("SELECT lo_import('/etc/passwd')", "large objects"),
+    ("SELECT nextval('users_id_seq')", "changes sequences"),
+    ("SELECT * FROM pg_stats", "relation pg_stats is not allowed"),
+    ("SELECT * FROM pg_catalog.pg_authid", "relation pg_authid is not allowed"),
+    ("SELECT * FROM app.secrets", "table app.secrets is blocked by BLOCKED_TABLES"),
+    ("SELECT * FROM secrets", "may resolve to app.secrets"),
+    ("SELECT * FROM users WHERE id IN (SELECT 1 FROM tokens)", "table tokens is blocked"),
+    ("SELECT * FROM billing.invoices", "schema billing, which is not in ALLOWED_SCHEMAS"),
+    ("SELECT billing.total(1)", "function billing.total is in schema billing"),
+    ("SELECT * FROM secrets, (WITH secrets AS (SELECT 1) SELECT * FROM secrets) s", "blocked by BLOCKED_TABLES"),
+    ("EXPLAIN ANALYZE DELETE FROM users", "use the analyze_query tool"),
+    ("SELECT 'unterminated", "syntax error"),
+])
+def test_refusals(sql, reason):
+    with pytest.raises(Refusal) as caught:
+        check(sql, POLICY)
+    assert reason in caught.value.reason
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT 1--1;DROP TABLE x",           # one statement: the rest is a comment
+    'SELECT "update", "delete" FROM users',
+    "SELECT 'DROP TABLE users; COMMIT' AS text",
+    "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 5) SELECT * FROM t",
+    "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY total_amount) FROM orders",
+    "SELECT u.id, row_number() OVER (PARTITION BY u.id) FROM users u, LATERAL (SELECT 1) x",
+    "SELECT * FROM get_customer_analytics(1)",
+    "SELECT * FROM pg_stat_activity",
+    "TABLE app.settings",
+    "VALUES (1), (2)",
+    "SHOW work_mem",
+    "SELECT * FROM public.secrets",         # qualified, and only app.secrets is blocked
+])
+def test_honest_reads_pass(sql):
+    assert check(sql, POLICY).kind in ("select", "show")
+
+
+def test_placeholders_are_rewritten_only_outside_literals_and_comments():
+    approved = check("SELECT '$1 %', $$ $2 $$, $2 /* $3 */ FROM t WHERE a LIKE 'x%' AND b = $1 -- $4", GuardPolicy())
+    assert approved.param_count == 2
+    assert approved.text == ("SELECT '$1 %%', $$ $2 $$, %(p2)s /* $3 */ FROM t WHERE a LIKE 'x%%' "
+                             "AND b = %(p1)s -- $4\n")
+
+
+def test_statement_text_ends_with_a_newline_so_appended_sql_is_not_commented_out():
+    assert check("SELECT 1 -- trailing", GuardPolicy()).text.endswith("-- trailing\n")
+    assert check("SELECT 1;", GuardPolicy()).text == "SELECT 1\n"
+
+
+def test_max_length_is_checked_before_parsing():
+    with pytest.raises(Refusal, match="MAX_QUERY_LENGTH allows 10"):
+        check("SELECT 1234567890", GuardPolicy(max_length=10))
+
+
+def test_write_mode_allows_dml_but_not_ddl():
+    writes = GuardPolicy(read_only=False)
+    assert check("INSERT INTO t VALUES (1) RETURNING *", writes).kind == "write"
+    assert check("WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", writes).kind == "select"
+    with pytest.raises(Refusal):
+        check("DROP TABLE t", writes)
+    with pytest.raises(Refusal):
+        check("SELECT set_config('a.b', 'c', false)", writes)
+
+
+def test_guard_memo_returns_the_same_verdicts():
+    guard = Guard(POLICY, size=2)
+    assert guard.check("SELECT 1").kind == "select"
+    for _ in range(2):
+        with pytest.raises(Refusal, match="DELETE"):
+            guard.check("DELETE FROM users")
+    guard.check("SELECT 2")
+    guard.check("SELECT 3")  # evicts the oldest
+    assert guard.check("SELECT 1").kind == "select"
