@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 
 from pgmcp_http.db import (
     ConnectionLost,
@@ -76,7 +77,7 @@ class Toolbox:
 
     def validate(self, name: str, arguments: dict[str, Any]) -> str | None:
         """The first problem with ``arguments`` against the tool's input schema, or None."""
-        error = next(iter(sorted(self._validators[name].iter_errors(arguments), key=lambda e: e.path)), None)
+        error = best_match(self._validators[name].iter_errors(arguments))
         if error is None:
             return None
         where = ".".join(str(part) for part in error.path)
