@@ -64,8 +64,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SSL_KEY_PATH", "", "client private key file (libpq sslkey); must not be group/world readable"),
     Variable("SSL_CA_PATH", "", "CA certificate file to verify the server (libpq sslrootcert)"),
     Variable("MAX_QUERY_LENGTH", "10000", "longest SQL text accepted, in characters"),
-    Variable("ALLOWED_SCHEMAS", "(all)", "comma-separated schemas tools may read"),
-    Variable("BLOCKED_TABLES", "(none)", "comma-separated `table` or `schema.table` entries never readable"),
+    Variable("ALLOWED_SCHEMAS", "(all)", "comma-separated schemas tools may read; unquoted names fold to lower "
+             "case, quote mixed case (`\"Sales\"`)"),
+    Variable("BLOCKED_TABLES", "(none)", "comma-separated `table` or `schema.table` entries never readable, "
+             "named as in SQL"),
     Variable("MAX_ROWS", "1000", "rows a query returns at most (the rest is reported as truncated)"),
     Variable("MAX_RESULT_BYTES", "1048576", "bytes of row data a query returns at most"),
     Variable("WEB_CONCURRENCY", "2", "gunicorn worker processes"),
@@ -83,7 +85,8 @@ _LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "
                "error": "ERROR", "critical": "CRITICAL"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_IDENTIFIER = re.compile(r"^[^\s.,\"]+$")
+# One name part, as SQL writes it: "Quoted ""Name""" (kept as is) or bare_name (folded to lower case).
+_NAME_PART = re.compile(r'\s*(?:"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*))\s*')
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,16 +204,26 @@ class _Reader:
         return choices[key] if isinstance(choices, Mapping) else key
 
     def names(self, name: str, *, qualified: bool = False) -> tuple[str, ...]:
+        """A comma-separated list of names, read the way PostgreSQL reads identifiers.
+
+        Unquoted names fold to lower case (``App.Secrets`` is ``app.secrets``);
+        double-quoted ones keep their case (``"Audit"."Log"``). Entries come
+        back as stored names, ``schema.table`` when qualified.
+        """
         value = self.raw(name)
         if value is None:
             return ()
-        items = tuple(part.strip() for part in value.split(",") if part.strip())
-        for item in items:
-            parts = item.split(".")
-            if len(parts) > (2 if qualified else 1) or not all(_IDENTIFIER.match(p) for p in parts):
-                form = "`table` or `schema.table`" if qualified else "a schema name"
-                raise ConfigError(f"{name}: {item!r} is not {form} (comma-separated, no quotes)")
-        return items
+        form = "`table` or `schema.table`" if qualified else "a schema name"
+        entries: list[str] = []
+        for item in _split_names(value):
+            parts = _name_parts(item)
+            if parts is None or len(parts) > (2 if qualified else 1):
+                raise ConfigError(f"{name}: {item.strip()!r} is not {form} (comma-separated; quote mixed-case "
+                                  'names like "Name")')
+            if any("." in part for part in parts):
+                raise ConfigError(f"{name}: {item.strip()!r}: names containing a dot are not supported")
+            entries.append(".".join(parts))
+        return tuple(entries)
 
     def path(self, name: str) -> str | None:
         value = self.raw(name)
@@ -222,6 +235,41 @@ class _Reader:
         if not os.access(target, os.R_OK):
             raise ConfigError(f"{name}={value}: the file is not readable by this user")
         return value
+
+
+def _split_names(value: str) -> list[str]:
+    """Split on commas outside double quotes; empty entries are dropped."""
+    items: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for char in value:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    items.append("".join(current))
+    return [item for item in items if item.strip()]
+
+
+def _name_parts(item: str) -> list[str] | None:
+    """``schema.table`` parts as stored by PostgreSQL, or None when ``item`` is not a dotted name."""
+    parts: list[str] = []
+    position = 0
+    while True:
+        match = _NAME_PART.match(item, position)
+        if match is None:
+            return None
+        quoted, bare = match.groups()
+        parts.append(quoted.replace('""', '"') if quoted is not None else bare.lower())
+        position = match.end()
+        if position == len(item):
+            return parts
+        if item[position] != ".":
+            return None
+        position += 1
 
 
 def _database_url(reader: _Reader) -> tuple[str, tuple[str, ...]]:

@@ -117,3 +117,14 @@ def test_entry_points_stop_with_one_line(entry):
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines == ["pgmcp-http: configuration error: MAX_CONNECTIONS='lots' is not a whole number"]
+
+
+def test_names_follow_sql_identifier_rules():
+    s = settings(ALLOWED_SCHEMAS='Public, "Sales"', BLOCKED_TABLES='App.Secrets, "Audit"."Log", "a,b"')
+    assert s.allowed_schemas == ("public", "Sales")
+    assert s.blocked_tables == ("app.secrets", "Audit.Log", "a,b")
+    for bad in ("a.b.c", "app.", "1abc", '"unterminated', "x y"):
+        with pytest.raises(ConfigError, match="BLOCKED_TABLES"):
+            settings(BLOCKED_TABLES=bad)
+    with pytest.raises(ConfigError, match="ALLOWED_SCHEMAS: 'app.x' is not a schema name"):
+        settings(ALLOWED_SCHEMAS="app.x")

@@ -83,16 +83,6 @@ def test_max_length_is_checked_before_parsing():
         check("SELECT 1234567890", GuardPolicy(max_length=10))
 
 
-def test_write_mode_allows_dml_but_not_ddl():
-    writes = GuardPolicy(read_only=False)
-    assert check("INSERT INTO t VALUES (1) RETURNING *", writes).kind == "write"
-    assert check("WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", writes).kind == "select"
-    with pytest.raises(Refusal):
-        check("DROP TABLE t", writes)
-    with pytest.raises(Refusal):
-        check("SELECT set_config('a.b', 'c', false)", writes)
-
-
 def test_guard_memo_returns_the_same_verdicts():
     guard = Guard(POLICY, size=2)
     assert guard.check("SELECT 1").kind == "select"
@@ -102,3 +92,57 @@ def test_guard_memo_returns_the_same_verdicts():
     guard.check("SELECT 2")
     guard.check("SELECT 3")  # evicts the oldest
     assert guard.check("SELECT 1").kind == "select"
+
+
+@pytest.mark.parametrize("sql,reason", [
+    ("SELECT loread(lo_open(1, 262144), 100)", "large objects"),
+    ("SELECT ts_rewrite('a'::tsquery, 'SELECT keyword, sample FROM app.secrets')", "executes SQL given as a string"),
+    ("SELECT * FROM crosstab('SELECT * FROM app.secrets')", "executes SQL given as a string"),
+    ("SELECT * FROM heap_page_items(get_raw_page('users', 0))", "reads raw table pages"),
+    ("SELECT pg_stat_statements_reset()", "resets statistics"),
+    ("SELECT some_extension_reset()", "resets statistics"),
+    ('SELECT "pg_catalog"."PG_READ_FILE"(\'x\')', None),  # a different (nonexistent) function: quoted keeps case
+    ("SELECT PG_CATALOG.PG_READ_FILE('x')", "function pg_read_file is not allowed"),
+    ("SELECT pg_catalog . /* hi */ pg_read_file('x')", "function pg_read_file is not allowed"),
+    ('SELECT * FROM "APP"."SECRETS"', "schema APP, which is not in ALLOWED_SCHEMAS"),
+    ("SELECT * FROM APP.SECRETS", "table app.secrets is blocked"),
+    ("SELECT * FROM sampledb.app.secrets", "table app.secrets is blocked"),
+    ("SELECT * FROM ONLY app.secrets", "table app.secrets is blocked"),
+    ("SELECT * FROM users u JOIN LATERAL (SELECT * FROM app.secrets) s ON true", "blocked"),
+    ("SELECT 1 UNION SELECT 1 FROM app.secrets", "blocked"),
+])
+def test_refusals_whatever_the_spelling(sql, reason):
+    if reason is None:
+        assert check(sql, POLICY).kind == "select"
+        return
+    with pytest.raises(Refusal) as caught:
+        check(sql, POLICY)
+    assert reason in caught.value.reason
+
+
+def test_unqualified_names_resolve_through_the_search_path():
+    """With ALLOWED_SCHEMAS set, the search path is exactly those schemas: an unqualified name cannot
+    reach a blocked table elsewhere. Without it, the path is unknown and every same-named entry counts."""
+    policy = GuardPolicy(allowed_schemas=("public",), blocked_tables=("app.secrets",))
+    assert check("SELECT * FROM secrets", policy).relations == frozenset({"secrets"})
+    with pytest.raises(Refusal, match="may resolve to app.secrets"):
+        check("SELECT * FROM secrets", GuardPolicy(blocked_tables=("app.secrets",)))
+    with pytest.raises(Refusal, match="may resolve to app.secrets"):
+        check("SELECT * FROM secrets", GuardPolicy(allowed_schemas=("public", "app"), blocked_tables=("app.secrets",)))
+
+
+def test_write_mode_allows_dml_and_writable_ctes_but_nothing_else():
+    writes = GuardPolicy(read_only=False)
+    assert check("INSERT INTO t VALUES (1) RETURNING *", writes).kind == "write"
+    cte = check("WITH d AS (DELETE FROM t RETURNING *) SELECT count(*) FROM d", writes)
+    assert cte.kind == "write" and not cte.server_cursor  # DECLARE CURSOR refuses data-modifying CTEs
+    assert check("SELECT 1", writes).server_cursor
+    for sql in ("DROP TABLE t", "SET ROLE x", "COPY t FROM '/tmp/x'", "DO $$ BEGIN END $$", "TRUNCATE t",
+                "SELECT set_config('a.b', 'c', false)", "GRANT SELECT ON t TO PUBLIC", "SELECT * FROM t FOR UPDATE"):
+        with pytest.raises(Refusal):
+            check(sql, writes)
+
+
+def test_over_long_sql_is_refused_before_parsing():
+    with pytest.raises(Refusal, match="MAX_QUERY_LENGTH allows 50"):
+        check("SELECT " + "1 + " * 20 + "1", GuardPolicy(max_length=50))

@@ -234,5 +234,9 @@ def test_write_mode_commits_dml_and_still_refuses_ddl(pg, postgresql, tmp_path):
         assert "not allowed" in failure(server, "query", {"sql": "SELECT set_config('role', 'x', false)"})
         reads = ok(server, "query", {"sql": "SELECT count(*) AS n FROM users"})
         assert reads["rows"] == [{"n": 50}]
+        moved = ok(server, "query", {"sql": "WITH gone AS (DELETE FROM user_events WHERE event_type = $1 RETURNING id) "
+                                            "SELECT count(*) AS n FROM gone", "params": ["registration"]})
+        assert moved["rows"] == [{"n": 1}]
+        assert postgresql.execute("SELECT count(*) FROM user_events").fetchone() == (0,)
     finally:
         server.stop()

@@ -69,8 +69,11 @@ def check(sql: str, policy: GuardPolicy) -> Approved:
     node_type, body = _only(statements[0]["stmt"])
     kind = _statement_kind(node_type, body, policy)
     relations: set[str] = set()
+    nested_write = False
     for key, value in _walk(body):
-        _check_node(key, value, policy, relations)
+        nested_write = _check_node(key, value, policy, relations) or nested_write
+    if nested_write:
+        kind = "write"  # a data-modifying CTE (write mode only): it cannot run behind DECLARE CURSOR
     placeholders: Placeholders = rewrite_placeholders(_statement_text(sql, statements[0]))
     return Approved(
         text=placeholders.text,
@@ -131,10 +134,11 @@ def _walk(node: Any) -> Iterator[tuple[str, Any]]:
             stack.extend(current)
 
 
-def _check_node(key: str, value: Any, policy: GuardPolicy, relations: set[str]) -> None:
+def _check_node(key: str, value: Any, policy: GuardPolicy, relations: set[str]) -> bool:
+    """Refuse what this node may not do; True when it is a nested write allowed in write mode."""
     if key[:1].isupper() and key.endswith("Stmt") and key not in READ_STATEMENTS:  # a node type, not a field
         if key in WRITE_STATEMENTS and not policy.read_only:
-            return
+            return True
         raise Refusal(f"a data-modifying or utility statement ({statement_label(key)}) inside the query "
                       "is not allowed in read-only mode")
     if key == "intoClause":
@@ -142,11 +146,12 @@ def _check_node(key: str, value: Any, policy: GuardPolicy, relations: set[str]) 
     if key == "lockingClause":
         raise Refusal("locking clauses (FOR UPDATE / FOR SHARE) are not allowed: they take row locks")
     if not isinstance(value, dict):
-        return
+        return False
     if "funcname" in value and isinstance(value["funcname"], list):
         _check_function(value["funcname"], policy)
     elif "relname" in value and isinstance(value.get("relname"), str):
         relations.add(_check_relation(value, policy))
+    return False
 
 
 def _names(parts: list[Any]) -> list[str]:

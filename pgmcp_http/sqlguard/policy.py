@@ -35,13 +35,18 @@ class GuardPolicy:
     def blocked_entry(self, schema: str | None, table: str) -> str | None:
         """The BLOCKED_TABLES entry that covers ``schema.table``, if any.
 
-        An unqualified ``table`` is matched against every entry's table part:
-        it could resolve to any of them through the search path.
+        An unqualified ``table`` resolves through the search path: when
+        ALLOWED_SCHEMAS is set that is exactly those schemas (the transaction
+        sets it), so an entry in another schema cannot be reached; otherwise the
+        role's search path is unknown here and every entry with that table name
+        counts.
         """
         for entry in self.blocked_tables:
             entry_schema, _, entry_table = entry.rpartition(".")
             if entry_table != table:
                 continue
-            if not entry_schema or schema is None or entry_schema == schema:
+            if not entry_schema or entry_schema == schema:
+                return entry
+            if schema is None and (not self.allowed_schemas or entry_schema in self.allowed_schemas):
                 return entry
         return None

@@ -35,8 +35,10 @@ _DENIED: dict[str, tuple[str, ...]] = {
         "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "table_to_xml",
         "table_to_xmlschema", "table_to_xml_and_xmlschema", "cursor_to_xml", "cursor_to_xmlschema",
         "schema_to_xml", "schema_to_xmlschema", "schema_to_xml_and_xmlschema", "database_to_xml",
-        "database_to_xmlschema", "database_to_xml_and_xmlschema", "ts_stat", "query_to_json",
+        "database_to_xmlschema", "database_to_xml_and_xmlschema", "ts_stat", "ts_rewrite", "query_to_json",
+        "crosstab", "crosstab2", "crosstab3", "crosstab4", "connectby",
     ),
+    "reads large objects (server files and stored blobs)": ("loread", "lowrite"),
     "signals or controls other server processes": (
         "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile", "pg_promote",
         "pg_log_backend_memory_contexts", "pg_signal_backend",
@@ -49,11 +51,18 @@ _DENIED: dict[str, tuple[str, ...]] = {
         "pg_switch_wal", "pg_create_restore_point", "pg_backup_start", "pg_backup_stop", "pg_start_backup",
         "pg_stop_backup", "pg_wal_replay_pause", "pg_wal_replay_resume", "pg_drop_replication_slot",
         "pg_replication_slot_advance", "pg_logical_emit_message", "pg_import_system_collations",
+        "pg_log_standby_snapshot", "pg_sync_replication_slots", "pg_switch_xlog", "pg_xlog_replay_pause",
+        "pg_xlog_replay_resume", "pg_nextoid",
     ),
     "resets statistics": ("pg_stat_statements_reset",),
     "reads raw table pages": (
         "get_raw_page", "heap_page_items", "heap_page_item_attrs", "bt_page_items", "bt_metap",
         "brin_page_items", "gin_leafpage_items", "page_header", "pg_truncate_visibility_map",
+        "page_checksum", "fsm_page_contents", "tuple_data_split", "heap_tuple_infomask_flags", "bt_page_stats",
+        "bt_multi_page_stats", "brin_page_type", "brin_metapage_info", "brin_revmap_data", "gin_metapage_info",
+        "gin_page_opaque_info", "gist_page_opaque_info", "gist_page_items", "gist_page_items_bytea",
+        "hash_page_type", "hash_page_stats", "hash_page_items", "hash_bitmap_info", "hash_metapage_info",
+        "pgrowlocks",
     ),
 }
 
@@ -133,4 +142,6 @@ def denied_function_reason(name: str) -> str | None:
     for prefix, why in DENIED_FUNCTION_PREFIXES:
         if name.startswith(prefix):
             return why
+    if name.endswith("_reset"):  # pg_stat_statements_reset, pg_qualstats_reset, ...: extensions' counters
+        return "resets statistics"
     return None
