@@ -9,6 +9,7 @@ shared by all workers); each worker opens its own pool after fork.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from pgmcp_http.config import settings_or_exit
@@ -35,6 +36,8 @@ def post_fork(server: Any, worker: Any) -> None:
     """Create this worker's database pool now (it connects lazily), never in the master."""
     runtime = worker.app.wsgi().extensions["pgmcp"]
     runtime.database()
+    if worker.age == 1:  # the first worker of this server checks the role once, off the request path
+        threading.Thread(target=runtime.audit_role, name="pgmcp-role-audit", daemon=True).start()
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -12,9 +12,9 @@ import os
 import threading
 
 from pgmcp_http import SERVICE_NAME, __version__
-from pgmcp_http.catalog import Visibility
+from pgmcp_http.catalog import Visibility, role_warnings
 from pgmcp_http.config import Settings
-from pgmcp_http.db import ConnectOptions, Database, Pool, RowLimits, open_connection
+from pgmcp_http.db import ConnectOptions, Database, DatabaseError, Pool, RowLimits, open_connection
 from pgmcp_http.protocol import Dispatcher, McpServer, ServerIdentity, SessionCodec
 from pgmcp_http.resources import Resources
 from pgmcp_http.sqlguard import Guard, GuardPolicy
@@ -95,6 +95,21 @@ class Runtime:
         log.info("database pool ready", extra={"pool_size": pool.size, "pid": os.getpid()})
         return Database(pool=pool, read_only=settings.read_only, timeout_ms=settings.query_timeout_ms,
                         search_path=settings.allowed_schemas)
+
+    def audit_role(self) -> None:
+        """Log a warning for each risk the connected role carries (superuser, write privileges...).
+
+        Run once per server in the background by the first worker; an
+        unreachable database is only noted, since the server starts without it.
+        """
+        try:
+            with self.database().transaction(timeout_setting="role check") as tx:
+                warnings = role_warnings(tx, read_only=self.settings.read_only)
+        except DatabaseError as exc:
+            log.info("database role not checked at start-up", extra={"reason": str(exc)})
+            return
+        for warning in warnings:
+            log.warning(warning)
 
     def close(self) -> None:
         """Close this process's pool (worker exit)."""

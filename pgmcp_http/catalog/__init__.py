@@ -7,6 +7,7 @@ same objects. Functions take a transaction and return plain data.
 from pgmcp_http.catalog.describe import describe_relation, find_relation
 from pgmcp_http.catalog.functions import describe_function, list_functions
 from pgmcp_http.catalog.relations import list_relations, list_schemas
+from pgmcp_http.catalog.role_audit import role_warnings
 from pgmcp_http.catalog.visibility import Visibility
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "list_functions",
     "list_relations",
     "list_schemas",
+    "role_warnings",
 ]

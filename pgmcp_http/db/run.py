@@ -173,8 +173,11 @@ class Transaction:
                     break
                 row = dict(zip(keys, values, strict=True))
                 row_bytes = len(orjson.dumps(row))
-                if kept and size + row_bytes > limits.max_bytes:
+                if size + row_bytes > limits.max_bytes:
                     reason = f"MAX_RESULT_BYTES={limits.max_bytes}"
+                    if not kept:  # not even one row fits: say so rather than return an empty page silently
+                        reason += (f" (the first row alone is {row_bytes} bytes; select fewer columns or shorten "
+                                   "long values, e.g. left(col, 200))")
                     break
                 kept.append(row)
                 size += row_bytes
