@@ -12,6 +12,7 @@ server's text output straight into JSON-ready Python values:
 - interval: ISO 8601 durations (the transaction sets ``IntervalStyle``);
 - bytea: ``"base64:<data>"``;
 - json/jsonb: the JSON value itself;
+- ranges: PostgreSQL's text (``[1,5)``);
 - arrays of all of these: lists; every other type: PostgreSQL's text.
 """
 
@@ -93,6 +94,8 @@ _CASTERS: tuple[tuple[tuple[int, ...], tuple[int, ...], str, Callable[[str | Non
     ((114, 3802), (199, 3807), "PGMCP_JSON", _json),
     ((2950,), (2951,), "PGMCP_UUID", _text),
     ((869, 650, 829, 774), (1041, 651, 1040, 775), "PGMCP_NET", _text),
+    # Ranges: psycopg2.extras (imported for Json) registers Range objects globally; keep PostgreSQL's text.
+    ((3904, 3906, 3908, 3910, 3912, 3926), (3905, 3907, 3909, 3911, 3913, 3927), "PGMCP_RANGE", _text),
 )
 
 

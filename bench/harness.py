@@ -1,0 +1,147 @@
+"""What every benchmark needs: a throwaway PostgreSQL, a live gunicorn, and a way to read memory.
+
+Benchmarks print figures; they assert nothing. Each one starts its own
+cluster in a temporary directory (as the ``postgres`` user when run as root)
+and stops it on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pgmcp_http import devdb  # noqa: E402
+
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+
+@dataclass(frozen=True)
+class BenchDatabase:
+    cluster: devdb.Cluster
+    readonly_url: str
+    readonly_password: str
+
+    def psql(self, sql: str, dbname: str = devdb.SAMPLE_DB) -> str:
+        return devdb.psql(self.cluster, dbname=dbname, sql=sql)
+
+
+@contextlib.contextmanager
+def database() -> Iterator[BenchDatabase]:
+    """A fresh cluster with the sample database and the read-only role."""
+    base = Path(tempfile.mkdtemp(prefix="pgmcp-bench-"))
+    os.chmod(base, 0o755)
+    cluster = devdb.create_cluster(base / "pg", devdb.free_port())
+    devdb.start_cluster(cluster, extra_options="-c fsync=off -c full_page_writes=off -c max_connections=200")
+    password = secrets.token_urlsafe(12)
+    try:
+        yield BenchDatabase(cluster, devdb.load_sample(cluster, password=password), password)
+    finally:
+        devdb.stop_cluster(cluster, mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(pid) for pid in out.stdout.split()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@contextlib.contextmanager
+def server(url: str, *, workers: int = 1, threads: int = 4, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """gunicorn as the README runs it, on a free port, until it answers ``/health``."""
+    port = devdb.free_port()
+    full_env = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_URL", "PG"))}
+    full_env.update({"DATABASE_URL": url, "PORT": str(port), "BIND_HOST": "127.0.0.1",
+                     "WEB_CONCURRENCY": str(workers), "THREADS": str(threads), "LOG_LEVEL": "warning"})
+    full_env.update(env or {})
+    log = Path(tempfile.mkstemp(prefix="pgmcp-bench-", suffix=".log")[1])
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=full_env,
+                                stdout=sink, stderr=subprocess.STDOUT)
+    running = Server(proc, port, log)
+    try:
+        _wait_healthy(running)
+        yield running
+    finally:
+        running.stop()
+        log.unlink(missing_ok=True)
+
+
+def _wait_healthy(srv: Server, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if srv.proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{srv.log.read_text()}")
+        with contextlib.suppress(OSError):
+            status, _ = get(srv.port, "/health")
+            if status == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn did not become healthy:\n{srv.log.read_text()}")
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path)
+        reply = conn.getresponse()
+        return reply.status, reply.read()
+    finally:
+        conn.close()
+
+
+def call_tool(port: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """tools/call through the REST route; raises when the tool reports an error."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        conn.request("POST", "/mcp/tools/call", json.dumps({"name": name, "arguments": arguments}),
+                     {"Content-Type": "application/json"})
+        reply = conn.getresponse()
+        body = json.loads(reply.read())
+    finally:
+        conn.close()
+    if reply.status != 200 or body.get("isError"):
+        raise RuntimeError(f"{name} failed: {body}")
+    return body["structuredContent"]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of ``pid`` in MiB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
