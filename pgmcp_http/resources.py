@@ -159,7 +159,7 @@ class Resources:
                 oid = find_relation(tx, self.visibility, schema=schema, name=table)
             except NotFound:
                 raise ResourceNotFound(uri) from None
-            return describe_relation(tx, oid)
+            return describe_relation(tx, oid, self.visibility)
         schema, name = parts
         overloads = describe_function(tx, self.visibility, schema=schema, name=name)
         if not overloads:

@@ -1,10 +1,12 @@
-"""One relation in depth: columns, constraints, indexes, references, statistics."""
+"""One relation in depth: columns, constraints, indexes, triggers, policies, references, statistics."""
 
 from __future__ import annotations
 
 import difflib
 from typing import Any
 
+from pgmcp_http.catalog.activity import activity
+from pgmcp_http.catalog.hierarchy import hierarchy
 from pgmcp_http.catalog.relations import RELATION_KINDS
 from pgmcp_http.catalog.visibility import Visibility
 from pgmcp_http.db import Transaction
@@ -34,13 +36,11 @@ _RELATION_SQL = """
 SELECT n.nspname AS schema, c.relname AS name, c.relkind AS relkind,
        pg_catalog.pg_get_userbyid(c.relowner) AS owner,
        pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
-       c.reltuples::bigint AS row_estimate,
        c.relrowsecurity AS row_security,
        c.relforcerowsecurity AS force_row_security,
+       pg_catalog.has_table_privilege(c.oid, 'SELECT') AS can_select,
        CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid, true) END AS definition,
-       CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_catalog.pg_total_relation_size(c.oid) END AS total_bytes,
-       CASE WHEN c.relkind IN ('r', 'm') THEN pg_catalog.pg_table_size(c.oid) END AS table_bytes,
-       CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_catalog.pg_indexes_size(c.oid) END AS index_bytes
+       CASE WHEN c.relkind = 'm' THEN c.relispopulated END AS populated
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = %(oid)s
 """
@@ -95,6 +95,8 @@ ORDER BY 1, 2, 3
 _INDEXES_SQL = """
 SELECT ic.relname AS name, am.amname AS method, i.indisunique AS unique, i.indisprimary AS primary,
        i.indisvalid AS valid, pg_catalog.pg_get_indexdef(i.indexrelid, 0, true) AS definition,
+       ARRAY(SELECT pg_catalog.pg_get_indexdef(i.indexrelid, k.n::int, true)
+             FROM generate_series(1, i.indnkeyatts) k(n)) AS columns,
        pg_catalog.pg_get_expr(i.indpred, i.indrelid, true) AS predicate,
        pg_catalog.pg_relation_size(i.indexrelid) AS bytes,
        s.idx_scan AS scans
@@ -104,6 +106,32 @@ JOIN pg_catalog.pg_am am ON am.oid = ic.relam
 LEFT JOIN pg_catalog.pg_stat_all_indexes s ON s.indexrelid = i.indexrelid
 WHERE i.indrelid = %(oid)s
 ORDER BY i.indisprimary DESC, ic.relname
+"""
+
+_TRIGGERS_SQL = """
+SELECT t.tgname AS name, pg_catalog.pg_get_triggerdef(t.oid, true) AS definition,
+       CASE t.tgenabled WHEN 'O' THEN 'enabled' WHEN 'D' THEN 'disabled' WHEN 'R' THEN 'replica only'
+                        WHEN 'A' THEN 'always' END AS enabled,
+       pn.nspname AS function_schema, p.proname AS function_name
+FROM pg_catalog.pg_trigger t
+JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+WHERE t.tgrelid = %(oid)s AND NOT t.tgisinternal
+ORDER BY t.tgname
+"""
+
+_POLICIES_SQL = """
+SELECT pol.polname AS name, pol.polpermissive AS permissive,
+       CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                       WHEN 'd' THEN 'DELETE' ELSE 'ALL' END AS command,
+       CASE WHEN pol.polroles = '{0}' THEN ARRAY['public']
+            ELSE ARRAY(SELECT r.rolname::text FROM pg_catalog.pg_roles r WHERE r.oid = ANY(pol.polroles)
+                       ORDER BY 1) END AS roles,
+       pg_catalog.pg_get_expr(pol.polqual, pol.polrelid, true) AS using,
+       pg_catalog.pg_get_expr(pol.polwithcheck, pol.polrelid, true) AS with_check
+FROM pg_catalog.pg_policy pol
+WHERE pol.polrelid = %(oid)s
+ORDER BY pol.polname
 """
 
 def find_relation(tx: Transaction, visibility: Visibility, *, schema: str, name: str) -> int:
@@ -130,8 +158,12 @@ def find_relation(tx: Transaction, visibility: Visibility, *, schema: str, name:
     raise NotFound(message)
 
 
-def describe_relation(tx: Transaction, oid: int) -> dict[str, Any]:
-    """Everything a person asks about one relation, from the catalogs."""
+def describe_relation(tx: Transaction, oid: int, visibility: Visibility) -> dict[str, Any]:
+    """Everything a person asks about one relation, from the catalogs.
+
+    Related tables that the configuration hides (foreign-key targets,
+    referencing tables, partitions, parents) are not named.
+    """
     rel = tx.rows(_RELATION_SQL, {"oid": oid})[0]
     kind = RELATION_KINDS[rel["relkind"]]
     result: dict[str, Any] = {
@@ -140,36 +172,48 @@ def describe_relation(tx: Transaction, oid: int) -> dict[str, Any]:
         "kind": kind,
         "owner": rel["owner"],
         "comment": rel["comment"],
+        "can_select": rel["can_select"],
         "columns": [_column(col) for col in tx.rows(_COLUMNS_SQL, {"oid": oid})],
     }
-    constraints = tx.rows(_CONSTRAINTS_SQL, {"oid": oid})
-    primary = [c for c in constraints if c["type"] == "p"]
-    result["primary_key"] = primary[0]["columns"] if primary else None
-    result["unique_constraints"] = [{"name": c["name"], "columns": c["columns"]}
-                                    for c in constraints if c["type"] == "u"]
-    result["check_constraints"] = [{"name": c["name"], "definition": c["definition"]}
-                                   for c in constraints if c["type"] == "c"]
-    result["foreign_keys"] = [
-        {"name": c["name"], "columns": c["columns"], "references": {
-            "schema": c["ref_schema"], "table": c["ref_table"], "columns": c["ref_columns"]},
-         "definition": c["definition"]}
-        for c in constraints if c["type"] == "f"
-    ]
-    result["referenced_by"] = tx.rows(_REFERENCED_BY_SQL, {"oid": oid})
+    result.update(_constraints(tx, oid, visibility))
     result["indexes"] = tx.rows(_INDEXES_SQL, {"oid": oid}) if kind != "view" else []
+    result["triggers"] = tx.rows(_TRIGGERS_SQL, {"oid": oid})
     if rel["definition"] is not None:
         result["definition"] = rel["definition"]
-    result["row_security"] = {"enabled": rel["row_security"], "forced": rel["force_row_security"]}
+    if rel["populated"] is not None:
+        result["populated"] = rel["populated"]
+    result["row_security"] = {"enabled": rel["row_security"], "forced": rel["force_row_security"],
+                              "policies": tx.rows(_POLICIES_SQL, {"oid": oid})}
+    result.update(hierarchy(tx, visibility, oid))
     if kind in ("table", "materialized view", "partitioned table"):
-        estimate = rel["row_estimate"]
-        result["statistics"] = {
-            "row_estimate": None if estimate < 0 else estimate,
-            "analyzed": estimate >= 0,
-            "total_bytes": rel["total_bytes"],
-            "table_bytes": rel["table_bytes"],
-            "index_bytes": rel["index_bytes"],
-        }
+        result["statistics"] = activity(tx, oid)
     return result
+
+
+def _constraints(tx: Transaction, oid: int, visibility: Visibility) -> dict[str, Any]:
+    constraints = tx.rows(_CONSTRAINTS_SQL, {"oid": oid})
+    primary = [c for c in constraints if c["type"] == "p"]
+    referenced_by = tx.rows(_REFERENCED_BY_SQL, {"oid": oid})
+    return {
+        "primary_key": primary[0]["columns"] if primary else None,
+        "unique_constraints": [{"name": c["name"], "columns": c["columns"]} for c in constraints if c["type"] == "u"],
+        "check_constraints": [{"name": c["name"], "definition": c["definition"]}
+                              for c in constraints if c["type"] == "c"],
+        "exclusion_constraints": [{"name": c["name"], "definition": c["definition"]}
+                                  for c in constraints if c["type"] == "x"],
+        "foreign_keys": [_foreign_key(c, visibility) for c in constraints if c["type"] == "f"],
+        "referenced_by": [ref for ref in referenced_by if visibility.table_visible(ref["schema"], ref["table"])],
+    }
+
+
+def _foreign_key(con: dict[str, Any], visibility: Visibility) -> dict[str, Any]:
+    if not visibility.table_visible(con["ref_schema"], con["ref_table"]):
+        # The constraint is this table's own, but its target is hidden: keep the columns, not the name.
+        return {"name": con["name"], "columns": con["columns"], "references": None,
+                "note": "references a table this server does not expose"}
+    return {"name": con["name"], "columns": con["columns"],
+            "references": {"schema": con["ref_schema"], "table": con["ref_table"], "columns": con["ref_columns"]},
+            "definition": con["definition"]}
 
 
 def _column(col: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ __all__ = ["DESCRIBE_TABLE"]
 INPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "table_name": {"type": "string", "description": "Table or view name, exactly as stored (case matters)."},
+        "table_name": {"type": "string", "description": "Table or view name as stored (case matters; no quotes)."},
         "schema_name": {"type": "string", "description": "Its schema.", "default": "public"},
     },
     "required": ["table_name"],
@@ -32,6 +32,11 @@ OUTPUT_SCHEMA: dict[str, Any] = {
         "foreign_keys": {"type": "array", "items": {"type": "object"}},
         "referenced_by": {"type": "array", "items": {"type": "object"}},
         "indexes": {"type": "array", "items": {"type": "object"}},
+        "triggers": {"type": "array", "items": {"type": "object"}},
+        "row_security": {"type": "object"},
+        "partitioning": {"type": "object"},
+        "inheritance": {"type": "object"},
+        "statistics": {"type": "object"},
     },
     "required": ["schema", "name", "kind", "columns"],
 }
@@ -44,7 +49,7 @@ def run_describe_table(tx: Transaction, args: dict[str, Any], ctx: ToolContext) 
         oid = find_relation(tx, visibility, schema=schema, name=args["table_name"])
     except NotFound as exc:
         raise ToolError(str(exc)) from None
-    return describe_relation(tx, oid)
+    return describe_relation(tx, oid, visibility)
 
 
 DESCRIBE_TABLE = ToolSpec(
@@ -52,9 +57,12 @@ DESCRIBE_TABLE = ToolSpec(
     title="Describe a table or view",
     description=(
         "Describe one table or view: columns in order (type, nullable, default, identity, generated "
-        "expression, comment, enum labels), primary key, unique and check constraints, foreign keys and the "
-        "tables that reference it, indexes (definition, method, size, scans), row-level security, statistics "
-        "and, for views, the definition. Names are case-sensitive as stored; unknown names get suggestions."
+        "expression, collation, comment, enum labels), primary key, unique, check and exclusion constraints, "
+        "foreign keys and the tables that reference it, indexes (definition, columns, method, partial "
+        "predicate, size, scans, valid), triggers, row-level security and its policies, partitioning or "
+        "inheritance, statistics (row estimate, live/dead tuples, seq vs index scans, last vacuum/analyze, "
+        "table/index/TOAST sizes) and, for views, the definition. Names are as stored (case matters: "
+        "\"Orders\" is not orders); unknown names get suggestions."
     ),
     input_schema=INPUT_SCHEMA,
     output_schema=OUTPUT_SCHEMA,

@@ -1,0 +1,65 @@
+"""Partitioning and inheritance of one relation: its key, its partitions, its parents and children.
+
+Parents and children in hidden schemas or in BLOCKED_TABLES are counted but
+not named, so describing a visible table does not reveal what is hidden.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pgmcp_http.catalog.visibility import Visibility
+from pgmcp_http.db import Transaction
+
+__all__ = ["hierarchy"]
+
+_SQL = """
+SELECT CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END AS partition_key,
+       c.relispartition AS is_partition,
+       CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid, true) END AS partition_bound,
+       ARRAY(SELECT ARRAY[pn.nspname::text, p.relname::text]
+             FROM pg_catalog.pg_inherits i
+             JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+             JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+             WHERE i.inhrelid = c.oid ORDER BY i.inhseqno) AS parents,
+       ARRAY(SELECT ARRAY[kn.nspname::text, k.relname::text,
+                          COALESCE(pg_catalog.pg_get_expr(k.relpartbound, k.oid, true), '')]
+             FROM pg_catalog.pg_inherits i
+             JOIN pg_catalog.pg_class k ON k.oid = i.inhrelid
+             JOIN pg_catalog.pg_namespace kn ON kn.oid = k.relnamespace
+             WHERE i.inhparent = c.oid ORDER BY kn.nspname, k.relname) AS children
+FROM pg_catalog.pg_class c
+WHERE c.oid = %(oid)s
+"""
+
+
+def hierarchy(tx: Transaction, visibility: Visibility, oid: int) -> dict[str, Any]:
+    """``partitioning`` (key or bound, partitions) and ``inheritance`` (parents, children) of a relation."""
+    (row,) = tx.rows(_SQL, {"oid": oid})
+    parents = _named(row["parents"], visibility)
+    children = _named(row["children"], visibility)
+    result: dict[str, Any] = {}
+    if row["partition_key"] is not None:
+        result["partitioning"] = {
+            "key": row["partition_key"],
+            "partitions": [{"schema": s, "name": n, "bound": extra} for s, n, extra in children["shown"]],
+            "hidden_partitions": children["hidden"],
+        }
+    elif row["is_partition"]:
+        parent = parents["shown"][0] if parents["shown"] else None
+        result["partitioning"] = {
+            "partition_of": {"schema": parent[0], "name": parent[1]} if parent else None,
+            "bound": row["partition_bound"],
+        }
+    elif parents["shown"] or parents["hidden"] or children["shown"] or children["hidden"]:
+        result["inheritance"] = {
+            "parents": [{"schema": s, "name": n} for s, n, *_ in parents["shown"]],
+            "children": [{"schema": s, "name": n} for s, n, *_ in children["shown"]],
+            "hidden": parents["hidden"] + children["hidden"],
+        }
+    return result
+
+
+def _named(pairs: list[list[str]], visibility: Visibility) -> dict[str, Any]:
+    shown = [pair for pair in pairs if visibility.table_visible(pair[0], pair[1])]
+    return {"shown": shown, "hidden": len(pairs) - len(shown)}
