@@ -68,6 +68,8 @@ VARIABLES: tuple[Variable, ...] = (
              "case, quote mixed case (`\"Sales\"`)"),
     Variable("BLOCKED_TABLES", "(none)", "comma-separated `table` or `schema.table` entries never readable, "
              "named as in SQL"),
+    Variable("ALLOWED_DEFINER_FUNCTIONS", "(none)", "SECURITY DEFINER functions (`name` or `schema.name`) "
+             "callers may call; every other one is refused"),
     Variable("MAX_ROWS", "1000", "rows a query returns at most (the rest is reported as truncated)"),
     Variable("MAX_RESULT_BYTES", "1048576", "bytes of row data a query returns at most"),
     Variable("WEB_CONCURRENCY", "2", "gunicorn worker processes"),
@@ -111,6 +113,7 @@ class Settings:
     max_query_length: int = 10_000
     allowed_schemas: tuple[str, ...] = ()
     blocked_tables: tuple[str, ...] = ()
+    allowed_definer_functions: tuple[str, ...] = ()
     max_rows: int = 1000
     max_result_bytes: int = 1_048_576
     workers: int = 2
@@ -203,7 +206,7 @@ class _Reader:
             raise ConfigError(f"{name}={value!r} is not one of: {', '.join(choices)}")
         return choices[key] if isinstance(choices, Mapping) else key
 
-    def names(self, name: str, *, qualified: bool = False) -> tuple[str, ...]:
+    def names(self, name: str, *, qualified: bool = False, what: str = "table") -> tuple[str, ...]:
         """A comma-separated list of names, read the way PostgreSQL reads identifiers.
 
         Unquoted names fold to lower case (``App.Secrets`` is ``app.secrets``);
@@ -213,7 +216,7 @@ class _Reader:
         value = self.raw(name)
         if value is None:
             return ()
-        form = "`table` or `schema.table`" if qualified else "a schema name"
+        form = f"`{what}` or `schema.{what}`" if qualified else "a schema name"
         entries: list[str] = []
         for item in _split_names(value):
             parts = _name_parts(item)
@@ -370,6 +373,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_query_length=reader.integer("MAX_QUERY_LENGTH", 10_000, minimum=1, maximum=10_000_000),
         allowed_schemas=reader.names("ALLOWED_SCHEMAS"),
         blocked_tables=reader.names("BLOCKED_TABLES", qualified=True),
+        allowed_definer_functions=reader.names("ALLOWED_DEFINER_FUNCTIONS", qualified=True, what="function"),
         max_rows=reader.integer("MAX_ROWS", 1000, minimum=1, maximum=1_000_000),
         max_result_bytes=reader.integer("MAX_RESULT_BYTES", 1_048_576, minimum=1024, maximum=64 * 1_048_576),
         workers=workers,

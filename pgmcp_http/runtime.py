@@ -40,6 +40,7 @@ class Runtime:
             read_only=settings.read_only,
             allowed_schemas=settings.allowed_schemas,
             blocked_tables=settings.blocked_tables,
+            allowed_definer_functions=settings.allowed_definer_functions,
             max_length=settings.max_query_length,
         )
         self.guard = Guard(self.policy)

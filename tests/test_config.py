@@ -128,3 +128,10 @@ def test_names_follow_sql_identifier_rules():
             settings(BLOCKED_TABLES=bad)
     with pytest.raises(ConfigError, match="ALLOWED_SCHEMAS: 'app.x' is not a schema name"):
         settings(ALLOWED_SCHEMAS="app.x")
+
+
+def test_allowed_definer_functions_are_names():
+    assert settings(ALLOWED_DEFINER_FUNCTIONS="public.Audit_Log, stats").allowed_definer_functions == (
+        "public.audit_log", "stats")
+    with pytest.raises(ConfigError, match="is not `function` or `schema.function`"):
+        settings(ALLOWED_DEFINER_FUNCTIONS="a.b.c")

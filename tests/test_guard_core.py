@@ -146,3 +146,34 @@ def test_write_mode_allows_dml_and_writable_ctes_but_nothing_else():
 def test_over_long_sql_is_refused_before_parsing():
     with pytest.raises(Refusal, match="MAX_QUERY_LENGTH allows 50"):
         check("SELECT " + "1 + " * 20 + "1", GuardPolicy(max_length=50))
+
+
+def test_nul_characters_are_refused_before_parsing():
+    with pytest.raises(Refusal, match="NUL character"):
+        check("SELECT 1\x00; DROP TABLE users", POLICY)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM pg_hba_file_rules()", "SELECT * FROM pg_show_all_file_settings()",
+    "SELECT * FROM information_schema.user_mapping_options", "SELECT * FROM user_mappings",
+])
+def test_configuration_files_and_credentials_stay_out_of_reach(sql):
+    with pytest.raises(Refusal, match="is not allowed"):
+        check(sql, POLICY)
+
+
+def test_called_functions_are_reported_for_the_definer_check():
+    approved = check("SELECT lower(name), app.f(1), count(*) FROM users", POLICY)
+    assert approved.functions == frozenset({(None, "lower"), ("app", "f"), (None, "count")})
+
+
+def test_security_definer_functions_are_refused_unless_allowed():
+    definers = frozenset({("public", "get_secret"), ("app", "audited")})
+    policy = GuardPolicy(allowed_schemas=("public",), allowed_definer_functions=("app.audited",))
+    assert "public.get_secret is SECURITY DEFINER" in policy.definer_refusal(
+        frozenset({(None, "get_secret")}), definers)
+    assert policy.definer_refusal(frozenset({("app", "audited")}), definers) is None
+    # Unqualified, app.audited is out of the search path (ALLOWED_SCHEMAS): not the one called.
+    assert policy.definer_refusal(frozenset({(None, "audited"), (None, "lower")}), definers) is None
+    by_name = GuardPolicy(allowed_definer_functions=("get_secret",))
+    assert by_name.definer_refusal(frozenset({(None, "get_secret")}), definers) is None

@@ -36,7 +36,7 @@ def failure(server: Any, name: str, arguments: dict[str, Any]) -> str:
 def restricted(pg, tmp_path_factory):
     server = start_server(pg.readonly_url, tmp_path_factory.mktemp("restricted"), workers=2, threads=2, env={
         "MAX_ROWS": "5", "MAX_RESULT_BYTES": "2048", "QUERY_TIMEOUT": "500", "ALLOWED_SCHEMAS": "public,app",
-        "BLOCKED_TABLES": "app.secrets"})
+        "BLOCKED_TABLES": "app.secrets", "ALLOWED_DEFINER_FUNCTIONS": "public.sneaky_write"})
     yield server
     server.stop()
 
@@ -115,18 +115,23 @@ def test_show_and_values_and_table(server):
     assert ok(server, "query", {"sql": "TABLE app.settings"})["row_count"] == 2
 
 
-def test_every_call_is_a_read_only_transaction_even_for_a_writing_function(pg, server):
-    """A SECURITY DEFINER function owned by the superuser may write, and the guard lets user functions
-    through: the read-only transaction underneath is what stops it."""
+def test_every_call_is_a_read_only_transaction_even_for_a_writing_function(pg, server, restricted):
+    """A SECURITY DEFINER function owned by the superuser may write. The guard refuses to call one
+    unless ALLOWED_DEFINER_FUNCTIONS names it; when it does, the read-only transaction stops the write."""
     with psycopg.connect(pg.superuser_url(), autocommit=True) as conn:
         conn.execute("""
             CREATE OR REPLACE FUNCTION public.sneaky_write() RETURNS int LANGUAGE sql SECURITY DEFINER AS
             $$ INSERT INTO user_events (user_id, event_type) VALUES (1, 'sneaky') RETURNING 1 $$""")
         conn.execute("GRANT EXECUTE ON FUNCTION public.sneaky_write() TO mcp_readonly")
-        text = failure(server, "query", {"sql": "SELECT sneaky_write()"})
-        assert "read-only transaction" in text and "25006" in text
-        assert conn.execute("SELECT count(*) FROM user_events WHERE event_type = 'sneaky'").fetchone() == (0,)
-        conn.execute("DROP FUNCTION public.sneaky_write()")
+        try:
+            refused = failure(server, "query", {"sql": "SELECT * FROM users WHERE id = sneaky_write()"})
+            assert "function public.sneaky_write is SECURITY DEFINER" in refused
+            assert "ALLOWED_DEFINER_FUNCTIONS" in refused
+            allowed = failure(restricted, "query", {"sql": "SELECT sneaky_write()"})
+            assert "read-only transaction" in allowed and "25006" in allowed
+            assert conn.execute("SELECT count(*) FROM user_events WHERE event_type = 'sneaky'").fetchone() == (0,)
+        finally:
+            conn.execute("DROP FUNCTION public.sneaky_write()")
 
 
 def test_postgres_errors_come_back_with_sqlstate_and_position(server):

@@ -18,7 +18,7 @@ from pgmcp_http.db.errors import (
     QueryFailed,
     QueryTimeout,
 )
-from pgmcp_http.db.params import ParamCountError, bind
+from pgmcp_http.db.params import ParamCountError, ParamError, bind
 from pgmcp_http.db.pool import Pool, PoolStats
 from pgmcp_http.db.run import Column, ResultSet, RowLimits, Transaction
 
@@ -30,6 +30,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseUnavailable",
     "ParamCountError",
+    "ParamError",
     "Pool",
     "PoolClosed",
     "PoolStats",

@@ -16,10 +16,14 @@ from psycopg2.extras import Json
 
 from pgmcp_http.sqlguard import param_key
 
-__all__ = ["ParamCountError", "bind"]
+__all__ = ["ParamCountError", "ParamError", "bind"]
 
 
-class ParamCountError(ValueError):
+class ParamError(ValueError):
+    """A parameter value the statement cannot take; the message says which and why."""
+
+
+class ParamCountError(ParamError):
     """The number of values does not match the statement's placeholders."""
 
 
@@ -37,6 +41,9 @@ def bind(values: Sequence[Any], expected: int) -> dict[str, Any]:
                               f"{len(values)} params were given")
     bound: dict[str, Any] = {}
     for number, value in enumerate(values, start=1):
+        if isinstance(value, str) and "\x00" in value:
+            raise ParamError(f"parameter ${number} contains a NUL character (\\u0000), which PostgreSQL text "
+                             "cannot hold; remove it or pass the data base64-encoded")
         if isinstance(value, (dict, list)):
             value = Json(value, dumps=_dumps)
         bound[param_key(number)] = value

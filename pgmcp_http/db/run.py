@@ -83,11 +83,16 @@ class Transaction:
         self.commit_on_exit = False
 
     def make_writable(self) -> None:
-        """Ask for a READ WRITE transaction committed on success (write mode only, before any SQL)."""
+        """Ask for a READ WRITE transaction committed on success (write mode only).
+
+        A transaction's mode is fixed by its first statement, so catalog reads
+        made before (the SECURITY DEFINER check) are rolled back and a new
+        transaction begins with the next statement.
+        """
         if self.server_read_only:
             raise RuntimeError("the server is in read-only mode; writes cannot be enabled")
         if self.begun:
-            raise RuntimeError("make_writable() must be called before the first statement")
+            self.end(commit=False)
         self.read_only = False
         self.commit_on_exit = True
 
@@ -217,6 +222,12 @@ class Transaction:
             self._execute(cur, "SELECT oid::int, format_type(oid, NULL) FROM pg_catalog.pg_type WHERE oid = ANY(%s)",
                           (oids,))
             return {int(oid): name for oid, name in cur.fetchall()}
+
+    def discard(self) -> None:
+        """Close the connection so the pool throws it away: for session state that could not be
+        cleaned up (a prepared statement or hypothetical index left behind by a failure)."""
+        with contextlib.suppress(psycopg2.Error):
+            self.conn.close()
 
     def end(self, *, commit: bool) -> None:
         """Roll back (or commit) if anything was begun; errors propagate to the pool's check."""

@@ -19,7 +19,7 @@ from pglast.parser import ParseError
 
 from pgmcp_http.sqlguard.errors import Refusal
 from pgmcp_http.sqlguard.params import Placeholders, rewrite_placeholders
-from pgmcp_http.sqlguard.policy import GuardPolicy
+from pgmcp_http.sqlguard.policy import SYSTEM_SCHEMAS, GuardPolicy
 from pgmcp_http.sqlguard.rules import (
     DENIED_RELATIONS,
     READ_STATEMENTS,
@@ -36,16 +36,20 @@ class Approved:
     """A statement the guard let through.
 
     ``text`` is the statement with ``$n`` placeholders rewritten for the
-    driver (see :mod:`pgmcp_http.sqlguard.params`); ``param_count`` is the
+    driver (see :mod:`pgmcp_http.sqlguard.params`); ``statement`` is the same
+    statement as written, ``$n`` intact (for ``PREPARE``, sent without
+    parameters so ``%`` stays as it is); ``param_count`` is the
     number of parameters it expects; ``kind`` is ``select``, ``show`` or
     ``write``; ``server_cursor`` says whether it can run behind ``DECLARE``.
     """
 
     text: str
+    statement: str
     sql: str
     kind: str
     param_count: int
     relations: frozenset[str]
+    functions: frozenset[tuple[str | None, str]]
     fingerprint: str
 
     @property
@@ -59,6 +63,9 @@ def check(sql: str, policy: GuardPolicy) -> Approved:
         raise Refusal(f"the SQL is {len(sql)} characters long; MAX_QUERY_LENGTH allows {policy.max_length}")
     if not sql.strip():
         raise Refusal("the SQL is empty; send one SELECT statement")
+    if "\x00" in sql:
+        # PostgreSQL's parser and libpq both stop reading at a NUL: what runs would not be what was checked.
+        raise Refusal("the SQL contains a NUL character (\\u0000); remove it")
     try:
         tree = orjson.loads(parser.parse_sql_json(sql))
     except ParseError as exc:
@@ -69,18 +76,22 @@ def check(sql: str, policy: GuardPolicy) -> Approved:
     node_type, body = _only(statements[0]["stmt"])
     kind = _statement_kind(node_type, body, policy)
     relations: set[str] = set()
+    functions: set[tuple[str | None, str]] = set()
     nested_write = False
     for key, value in _walk(body):
-        nested_write = _check_node(key, value, policy, relations) or nested_write
+        nested_write = _check_node(key, value, policy, relations, functions) or nested_write
     if nested_write:
         kind = "write"  # a data-modifying CTE (write mode only): it cannot run behind DECLARE CURSOR
-    placeholders: Placeholders = rewrite_placeholders(_statement_text(sql, statements[0]))
+    statement = _statement_text(sql, statements[0])
+    placeholders: Placeholders = rewrite_placeholders(statement)
     return Approved(
         text=placeholders.text,
+        statement=statement,
         sql=sql,
         kind=kind,
         param_count=placeholders.count,
         relations=frozenset(relations),
+        functions=frozenset(functions),
         fingerprint=parser.fingerprint(sql),
     )
 
@@ -134,7 +145,8 @@ def _walk(node: Any) -> Iterator[tuple[str, Any]]:
             stack.extend(current)
 
 
-def _check_node(key: str, value: Any, policy: GuardPolicy, relations: set[str]) -> bool:
+def _check_node(key: str, value: Any, policy: GuardPolicy, relations: set[str],
+                functions: set[tuple[str | None, str]]) -> bool:
     """Refuse what this node may not do; True when it is a nested write allowed in write mode."""
     if key[:1].isupper() and key.endswith("Stmt") and key not in READ_STATEMENTS:  # a node type, not a field
         if key in WRITE_STATEMENTS and not policy.read_only:
@@ -148,7 +160,7 @@ def _check_node(key: str, value: Any, policy: GuardPolicy, relations: set[str]) 
     if not isinstance(value, dict):
         return False
     if "funcname" in value and isinstance(value["funcname"], list):
-        _check_function(value["funcname"], policy)
+        functions.add(_check_function(value["funcname"], policy))
     elif "relname" in value and isinstance(value.get("relname"), str):
         relations.add(_check_relation(value, policy))
     return False
@@ -158,7 +170,7 @@ def _names(parts: list[Any]) -> list[str]:
     return [part.get("String", {}).get("sval", "") for part in parts if isinstance(part, dict)]
 
 
-def _check_function(funcname: list[Any], policy: GuardPolicy) -> None:
+def _check_function(funcname: list[Any], policy: GuardPolicy) -> tuple[str | None, str]:
     names = _names(funcname)
     name = names[-1] if names else ""
     schema = names[-2] if len(names) >= 2 else None
@@ -167,13 +179,14 @@ def _check_function(funcname: list[Any], policy: GuardPolicy) -> None:
         raise Refusal(f"function {name} is not allowed: it {reason}")
     if schema is not None and not policy.schema_allowed(schema):
         raise Refusal(f"function {schema}.{name} is in schema {schema}, which is not in ALLOWED_SCHEMAS")
+    return schema, name
 
 
 def _check_relation(node: dict[str, Any], policy: GuardPolicy) -> str:
     """Check one relation reference; CTE names get no exemption (a same-named table may be in scope)."""
     table: str = node["relname"]
     schema: str | None = node.get("schemaname")
-    if (schema is None or schema == "pg_catalog") and table in DENIED_RELATIONS:
+    if (schema is None or schema in SYSTEM_SCHEMAS) and table in DENIED_RELATIONS:
         raise Refusal(f"relation {table} is not allowed: it {DENIED_RELATIONS[table]}")
     if schema is not None and not policy.schema_allowed(schema):
         raise Refusal(f"table {schema}.{table} is in schema {schema}, which is not in ALLOWED_SCHEMAS")

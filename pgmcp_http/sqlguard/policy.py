@@ -22,11 +22,17 @@ class GuardPolicy:
     ``blocked_tables`` entries are ``table`` (in any schema) or
     ``schema.table``; names are compared exactly as PostgreSQL stores them
     (unquoted identifiers are lower case).
+
+    ``allowed_definer_functions`` (``name`` or ``schema.name``) are the
+    SECURITY DEFINER functions callers may use; every other one is refused,
+    since it runs with its owner's rights (a superuser-owned one may write
+    server files even inside a read-only transaction).
     """
 
     read_only: bool = True
     allowed_schemas: tuple[str, ...] = ()
     blocked_tables: tuple[str, ...] = ()
+    allowed_definer_functions: tuple[str, ...] = ()
     max_length: int = 10_000
 
     def schema_allowed(self, schema: str) -> bool:
@@ -50,3 +56,22 @@ class GuardPolicy:
             if schema is None and (not self.allowed_schemas or entry_schema in self.allowed_schemas):
                 return entry
         return None
+
+    def definer_refusal(self, called: frozenset[tuple[str | None, str]],
+                        definers: frozenset[tuple[str, str]]) -> str | None:
+        """Why a statement calling ``called`` may not run, given the database's SECURITY DEFINER
+        functions (``definers``, as (schema, name)); None when it may."""
+        for schema, name in sorted(called, key=lambda pair: (pair[0] or "", pair[1])):
+            for definer_schema, definer_name in definers:
+                if definer_name != name:
+                    continue
+                reachable = definer_schema == schema or (schema is None and (
+                    not self.allowed_schemas or definer_schema in self.allowed_schemas))
+                if reachable and not self._definer_allowed(definer_schema, definer_name):
+                    return (f"function {definer_schema}.{definer_name} is SECURITY DEFINER: it runs with its "
+                            "owner's rights, which the read-only checks cannot bound; an operator may allow it "
+                            "with ALLOWED_DEFINER_FUNCTIONS")
+        return None
+
+    def _definer_allowed(self, schema: str, name: str) -> bool:
+        return name in self.allowed_definer_functions or f"{schema}.{name}" in self.allowed_definer_functions

@@ -29,7 +29,8 @@ WRITE_STATEMENTS = frozenset({"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeSt
 _DENIED: dict[str, tuple[str, ...]] = {
     "reads or lists files on the database server": (
         "pg_read_file", "pg_read_binary_file", "pg_stat_file", "pg_file_write", "pg_file_rename",
-        "pg_file_unlink", "pg_file_sync", "pg_logdir_ls", "pg_current_logfile",
+        "pg_file_unlink", "pg_file_sync", "pg_logdir_ls", "pg_current_logfile", "pg_hba_file_rules",
+        "pg_ident_file_mappings", "pg_show_all_file_settings", "pg_config",
     ),
     "executes SQL given as a string": (
         "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "table_to_xml",
@@ -81,9 +82,12 @@ DENIED_FUNCTION_PREFIXES: tuple[tuple[str, str], ...] = (
     ("pg_logical_slot_", "consumes logical replication changes"),
     ("pg_replication_origin_", "controls replication origins"),
     ("binary_upgrade_", "is reserved for pg_upgrade"),
+    ("hypopg", "changes hypothetical indexes that outlive the call on a pooled connection (analyze_query "
+               "tries candidate indexes itself)"),
 )
 
-# Relations that expose data values or credentials whatever ALLOWED_SCHEMAS says.
+# System relations (pg_catalog or information_schema) that expose data values or credentials
+# whatever ALLOWED_SCHEMAS says.
 DENIED_RELATIONS: dict[str, str] = {
     "pg_statistic": "holds sampled column values",
     "pg_stats": "holds sampled column values",
@@ -94,10 +98,14 @@ DENIED_RELATIONS: dict[str, str] = {
     "pg_shadow": "holds password hashes",
     "pg_user_mapping": "holds foreign-server credentials",
     "pg_user_mappings": "holds foreign-server credentials",
+    "user_mappings": "holds foreign-server credentials",
+    "user_mapping_options": "holds foreign-server credentials",
+    "_pg_user_mappings": "holds foreign-server credentials",
     "pg_largeobject": "holds large-object contents",
     "pg_file_settings": "shows server configuration files",
     "pg_hba_file_rules": "shows server configuration files",
     "pg_ident_file_mappings": "shows server configuration files",
+    "pg_config": "shows how and where the server was built",
 }
 
 _STATEMENT_LABELS: dict[str, str] = {

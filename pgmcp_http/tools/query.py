@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pgmcp_http.db import ParamCountError, Transaction, bind
+from pgmcp_http.db import ParamError, Transaction, bind
+from pgmcp_http.tools.approval import approve
 from pgmcp_http.tools.results import ROWS_OUTPUT_SCHEMA, rows_payload
 from pgmcp_http.tools.spec import ToolContext, ToolError, ToolSpec
 
@@ -36,10 +37,10 @@ INPUT_SCHEMA: dict[str, Any] = {
 
 
 def run_query(tx: Transaction, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-    approved = ctx.guard.check(args["sql"])
+    approved = approve(tx, args["sql"], ctx)
     try:
         params = bind(args.get("params") or [], approved.param_count)
-    except ParamCountError as exc:
+    except ParamError as exc:
         raise ToolError(str(exc)) from None
     if approved.kind == "write":
         tx.make_writable()
