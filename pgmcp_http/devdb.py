@@ -222,6 +222,10 @@ def load_sample(cluster: Cluster, *, password: str, dbname: str = SAMPLE_DB, rol
     if not exists:
         psql(cluster, sql=f'CREATE DATABASE "{dbname}"')
         psql(cluster, dbname=dbname, file=SCRIPTS / "sample-data.sql")
+        # analyze_query verifies index advice with hypopg when the extension is there.
+        psql(cluster, dbname=dbname, sql="""
+            SELECT 'CREATE EXTENSION IF NOT EXISTS hypopg'
+            FROM pg_available_extensions WHERE name = 'hypopg' \\gexec""")
     psql(
         cluster,
         dbname=dbname,

@@ -1,22 +1,29 @@
-"""``analyze_query``: the planner's view of a statement, without running it."""
+"""``analyze_query``: the planner's view of a statement, without running it, and verified index advice."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-from pgmcp_http.db import ParamCountError, Transaction, bind
+from pgmcp_http.catalog.plan_facts import memory_settings, relation_facts
+from pgmcp_http.db import DatabaseError, ParamError, Transaction, bind
+from pgmcp_http.planner import Candidate, advise, digest, plan_relations, uses_index
+from pgmcp_http.planner.advice import selects_star
 from pgmcp_http.sqlguard import Refusal
+from pgmcp_http.tools.approval import approve
+from pgmcp_http.tools.plans import explain, hypopg_schema, hypothetical_index
 from pgmcp_http.tools.spec import ToolContext, ToolError, ToolSpec
 
 __all__ = ["ANALYZE_QUERY"]
+
+MAX_VERIFIED = 5
 
 INPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "sql": {"type": "string", "description": "The statement to explain (without EXPLAIN)."},
-        "params": {"type": "array", "description": "Values for $1..$n, as for the query tool.", "items": {}},
+        "params": {"type": "array", "items": {},
+                   "description": "Values for $1..$n, as for the query tool. Leave out to see the generic plan "
+                                  "(the one used whatever the values)."},
     },
     "required": ["sql"],
     "additionalProperties": False,
@@ -25,103 +32,75 @@ INPUT_SCHEMA: dict[str, Any] = {
 OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
+        "plan_kind": {"type": "string", "enum": ["custom", "generic"]},
         "summary": {"type": "object"},
         "suggestions": {"type": "array", "items": {"type": "object"}},
         "plan": {},
     },
-    "required": ["summary", "suggestions", "plan"],
+    "required": ["plan_kind", "summary", "suggestions", "plan"],
 }
-
-SEQ_SCAN_ROWS = 10_000
-
-
-def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    stack = [plan]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(node.get("Plans", []))
-
-
-def summarize(plan: dict[str, Any], table_rows: dict[str, float]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """A digest of an EXPLAIN (FORMAT JSON) plan, and suggestions drawn from it.
-
-    ``table_rows`` maps ``schema.table`` to the planner's row estimate for the
-    table, to tell a selective sequential scan from one that reads most rows.
-    """
-    nodes = list(_nodes(plan))
-    scans: list[dict[str, Any]] = []
-    suggestions: list[dict[str, Any]] = []
-    for node in nodes:
-        if "Relation Name" not in node:
-            continue
-        relation = f"{node.get('Schema', 'public')}.{node['Relation Name']}"
-        scan: dict[str, Any] = {"relation": relation, "node": node["Node Type"],
-                                "estimated_rows": node.get("Plan Rows")}
-        for key, label in (("Index Name", "index"), ("Filter", "filter"), ("Index Cond", "index_condition")):
-            if node.get(key):
-                scan[label] = node[key]
-        scans.append(scan)
-        rows = table_rows.get(relation, 0.0)
-        if node["Node Type"] == "Seq Scan" and node.get("Filter") and rows >= SEQ_SCAN_ROWS \
-                and node.get("Plan Rows", 0) < rows * 0.1:
-            suggestions.append({
-                "kind": "index",
-                "relation": relation,
-                "reason": (f"sequential scan of about {int(rows)} rows keeps about {node.get('Plan Rows')} "
-                           f"through the filter {node['Filter']}: an index on the filtered column(s) may help"),
-                "verified": False,
-            })
-    summary = {
-        "total_cost": plan.get("Total Cost"),
-        "startup_cost": plan.get("Startup Cost"),
-        "estimated_rows": plan.get("Plan Rows"),
-        "node_types": dict(Counter(node["Node Type"] for node in nodes)),
-        "joins": [node["Node Type"] for node in nodes if node["Node Type"] in ("Nested Loop", "Hash Join",
-                                                                               "Merge Join")],
-        "scans": scans,
-    }
-    return summary, suggestions
-
-
-_TABLE_ROWS_SQL = """
-SELECT n.nspname || '.' || c.relname AS relation, c.reltuples::float8 AS rows
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname || '.' || c.relname = ANY(%(relations)s)
-"""
-
-
-def _table_rows(tx: Transaction, plan: dict[str, Any]) -> dict[str, float]:
-    relations = sorted({f"{node.get('Schema', 'public')}.{node['Relation Name']}"
-                        for node in _nodes(plan) if "Relation Name" in node})
-    if not relations:
-        return {}
-    return {row["relation"]: float(row["rows"]) for row in tx.rows(_TABLE_ROWS_SQL, {"relations": relations})}
 
 
 def run_analyze_query(tx: Transaction, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-    approved = ctx.guard.check(args["sql"])
+    approved = approve(tx, args["sql"], ctx)
     if approved.kind == "show":
         raise Refusal("SHOW has no plan; analyze_query explains SELECT statements")
-    try:
-        params = bind(args.get("params") or [], approved.param_count)
-    except ParamCountError as exc:
-        raise ToolError(str(exc)) from None
-    result = tx.fetch("EXPLAIN (FORMAT JSON, VERBOSE, COSTS, SETTINGS) " + approved.text, params,
-                      ctx.limits, server_cursor=False)
-    document = result.rows[0][result.columns[0].key]
-    plan = document[0]["Plan"]
-    summary, suggestions = summarize(plan, _table_rows(tx, plan))
-    return {"summary": summary, "suggestions": suggestions, "plan": document}
+    params: dict[str, Any] | None = None
+    if "params" in args or approved.param_count == 0:
+        try:
+            params = bind(args.get("params") or [], approved.param_count)
+        except ParamError as exc:
+            raise ToolError(str(exc)) from None
+    document, kind = explain(tx, approved, params)
+    facts = relation_facts(tx, plan_relations(document["Plan"]))
+    work_mem, hash_mem = memory_settings(tx)
+    summary = digest(document, table_rows={name: info.rows for name, info in facts.items()},
+                     work_mem=work_mem, hash_mem=hash_mem)
+    suggestions, candidates = advise(document, facts, select_star=selects_star(approved.statement),
+                                     spills=summary["may_spill"])
+    suggestions = _verify(tx, approved, params, document, candidates) + suggestions
+    return {"plan_kind": kind, "summary": summary, "suggestions": suggestions, "plan": [document]}
+
+
+def _verify(tx: Transaction, approved: Any, params: dict[str, Any] | None, document: dict[str, Any],
+            candidates: list[Candidate]) -> list[dict[str, Any]]:
+    """Each candidate index as a suggestion; with hypopg, tried hypothetically and re-planned."""
+    entries = [{"kind": "index", "relation": c.relation, "statement": c.statement, "reason": c.reason,
+                "verified": False} for c in candidates]
+    schema = hypopg_schema(tx) if candidates else None
+    if schema is None:
+        for entry in entries:
+            entry["note"] = "not verified: install the hypopg extension to have each index tried hypothetically"
+        return entries
+    before = document["Plan"]["Total Cost"]
+    for entry, candidate in zip(entries[:MAX_VERIFIED], candidates, strict=False):
+        try:
+            with hypothetical_index(tx, schema, candidate.statement) as name:
+                after_document, _ = explain(tx, approved, params)
+        except DatabaseError as exc:
+            entry["note"] = f"not verified: trying it failed ({exc})"
+            break
+        after = after_document["Plan"]["Total Cost"]
+        used = uses_index(after_document["Plan"], name)
+        entry.update({"verified": True, "planner_uses_it": used, "cost_before": before, "cost_after": after,
+                      "improvement": f"{(1 - after / before) * 100:.0f}%" if before else None})
+        if not used:
+            entry["note"] = "the planner would not use this index for this statement; do not create it for this"
+    return entries
 
 
 ANALYZE_QUERY = ToolSpec(
     name="analyze_query",
     title="Explain a query's plan",
     description=(
-        "Show how PostgreSQL would execute a statement, without running it (EXPLAIN, never ANALYZE): the "
-        "raw JSON plan plus a summary (total cost, estimated rows, node types, joins, scans per relation with "
-        "filters) and suggestions such as indexes for selective sequential scans."
+        "Show how PostgreSQL would execute a statement, without running it (EXPLAIN, never ANALYZE). Returns "
+        "the raw JSON plan and a summary: total cost, estimated rows, node types, joins in execution order, "
+        "scans per relation (sequential, index, bitmap) with estimated rows and filters, and sorts or hashes "
+        "that may spill to disk given work_mem. Suggestions name the relation and the reason: CREATE INDEX "
+        "statements for selective sequential scans and unindexed join keys (tried hypothetically with hypopg "
+        "when installed: cost before and after, and whether the planner would use it), functions or casts "
+        "around indexed columns, tables never analyzed, SELECT * on wide tables. With $n placeholders and no "
+        "params the generic plan is shown."
     ),
     input_schema=INPUT_SCHEMA,
     output_schema=OUTPUT_SCHEMA,
