@@ -3,7 +3,8 @@
 ``pool`` (per worker, bounded wait, broken connections discarded), ``run``
 (one read-only transaction per call: timeout, server-side cursor, caps,
 rollback), ``values`` (PostgreSQL values to JSON), ``params`` (arguments to
-driver parameters). No Flask, no MCP.
+driver parameters), ``probe`` (the health check's own short connection). No
+Flask, no MCP.
 """
 
 from pgmcp_http.db.connect import ConnectOptions, open_connection
@@ -19,7 +20,8 @@ from pgmcp_http.db.errors import (
     QueryTimeout,
 )
 from pgmcp_http.db.params import ParamCountError, ParamError, bind
-from pgmcp_http.db.pool import Pool, PoolStats
+from pgmcp_http.db.pool import Pool, PoolObserver, PoolStats
+from pgmcp_http.db.probe import Probe
 from pgmcp_http.db.run import Column, ResultSet, RowLimits, Transaction
 
 __all__ = [
@@ -33,8 +35,10 @@ __all__ = [
     "ParamError",
     "Pool",
     "PoolClosed",
+    "PoolObserver",
     "PoolStats",
     "PoolTimeout",
+    "Probe",
     "QueryCancelled",
     "QueryFailed",
     "QueryTimeout",

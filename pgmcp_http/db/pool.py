@@ -10,7 +10,9 @@ checks what it hands back and never closes idle connections. This wrapper adds:
 - idle expiry: connections unused for ``idle_timeout_s`` are closed, on the
   next checkout and by a small reaper thread, so a worker that falls quiet
   gives its connections back to PostgreSQL;
-- counters (``stats()``) for /health and the metrics.
+- counters (``stats()``) for /health and the metrics, and an optional
+  :class:`PoolObserver` told of every change (the metrics layer publishes the
+  gauges from it, so this module never imports a metrics library).
 
 Create it after fork (one per gunicorn worker): a libpq connection must never
 be shared between processes.
@@ -25,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg2
 import psycopg2.extensions as ext
@@ -33,7 +35,7 @@ from psycopg2.pool import ThreadedConnectionPool
 
 from pgmcp_http.db.errors import DatabaseUnavailable, PoolClosed, PoolTimeout
 
-__all__ = ["Pool", "PoolStats"]
+__all__ = ["Pool", "PoolObserver", "PoolStats"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,16 @@ class PoolStats:
     timeouts: int
     connect_errors: int
     discarded: int
+
+
+class PoolObserver(Protocol):
+    """Told when a pool's figures change; must be quick and must not raise."""
+
+    def pool_changed(self, pool: Pool) -> None:
+        """Connections were borrowed, returned, opened or closed: read ``pool.stats()``."""
+
+    def pool_waited(self, seconds: float, *, timed_out: bool) -> None:
+        """A borrower found every connection in use and waited ``seconds`` for one."""
 
 
 class _FactoryPool(ThreadedConnectionPool):
@@ -96,7 +108,7 @@ class Pool:
     """A bounded, self-checking pool of autocommit psycopg2 connections."""
 
     def __init__(self, *, connect: Connect, size: int, acquire_timeout_s: float, idle_timeout_s: float,
-                 name: str = "pgmcp") -> None:
+                 name: str = "pgmcp", observer: PoolObserver | None = None) -> None:
         if size < 1:
             raise ValueError(f"pool {name!r}: size must be at least 1, got {size}")
         self.name = name
@@ -114,6 +126,8 @@ class Pool:
         self._discarded = 0
         self._closed = threading.Event()
         self._reaper: threading.Thread | None = None
+        self._observer = observer
+        self._changed()
 
     @contextmanager
     def connection(self, *, timeout_s: float | None = None) -> Iterator[ext.connection]:
@@ -128,7 +142,9 @@ class Pool:
             conn = self._checkout()
         except BaseException:
             self._slots.release()
+            self._changed()
             raise
+        self._changed()
         try:
             yield conn
         finally:
@@ -136,6 +152,7 @@ class Pool:
                 self._checkin(conn)
             finally:
                 self._slots.release()
+                self._changed()
 
     def stats(self) -> PoolStats:
         in_use, idle = self._pool.counts()
@@ -144,11 +161,17 @@ class Pool:
                              waiting=self._waiting, waits=self._waits, timeouts=self._timeouts,
                              connect_errors=self._connect_errors, discarded=self._discarded)
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran (the worker is shutting down)."""
+        return self._closed.is_set()
+
     def close(self) -> None:
         """Close every connection; later borrowers get PoolClosed."""
         self._closed.set()
         with contextlib.suppress(psycopg2.pool.PoolError):
             self._pool.closeall()
+        self._changed()
 
     # -- internals ---------------------------------------------------------
 
@@ -160,11 +183,17 @@ class Pool:
         with self._lock:
             self._waiting += 1
             self._waits += 1
+        self._changed()
+        started = time.monotonic()
+        acquired = False
         try:
             acquired = self._slots.acquire(timeout=timeout_s)
         finally:
             with self._lock:
                 self._waiting -= 1
+            if self._observer is not None:
+                self._observer.pool_waited(time.monotonic() - started, timed_out=not acquired)
+            self._changed()
         if not acquired:
             with self._lock:
                 self._timeouts += 1
@@ -240,7 +269,13 @@ class Pool:
                     self._last_used.pop(id(conn), None)
                 conn.close()
                 closed += 1
+        if closed:
+            self._changed()
         return closed
+
+    def _changed(self) -> None:
+        if self._observer is not None:
+            self._observer.pool_changed(self)
 
 
 def _try_rollback(conn: ext.connection) -> None:
