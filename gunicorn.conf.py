@@ -5,6 +5,11 @@ most of its time waiting on PostgreSQL, and threads let a worker serve other
 requests meanwhile without the monkey-patching an async worker would need for
 psycopg2. The app is preloaded in the master (config read once, session key
 shared by all workers); each worker opens its own pool after fork.
+
+Metrics: PROMETHEUS_MULTIPROC_DIR is prepared here, at the top of the master,
+because prometheus_client picks its multiprocess mode once, when the app
+imports it during preload; ``child_exit`` then drops a dead worker's live
+gauges so the container's figures never count it.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import threading
 from typing import Any
 
 from pgmcp_http.config import settings_or_exit
+from pgmcp_http.observability.metrics_dir import mark_worker_dead, prepare_metrics_dir
 
 _settings = settings_or_exit()
+prepare_metrics_dir(_settings.metrics_dir)  # before the app (and prometheus_client) is imported
 
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
@@ -36,8 +43,19 @@ def post_fork(server: Any, worker: Any) -> None:
     """Create this worker's database pool now (it connects lazily), never in the master."""
     runtime = worker.app.wsgi().extensions["pgmcp"]
     runtime.database()
+    runtime.start_worker()
     if worker.age == 1:  # the first worker of this server checks the role once, off the request path
         threading.Thread(target=runtime.audit_role, name="pgmcp-role-audit", daemon=True).start()
+
+
+def when_ready(server: Any) -> None:
+    """Count the master's memory in the container's figures."""
+    server.app.wsgi().extensions["pgmcp"].start_master()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker is gone (any cause, SIGKILL included): its pool and memory stop counting at once."""
+    mark_worker_dead(worker.pid)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -7,15 +7,14 @@ import os
 import time
 import uuid
 
-from flask import Flask, Response, g, request
-from psycopg2.extensions import parse_dsn
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from pgmcp_http.config import Settings
 from pgmcp_http.observability.logs import ACCESS_LOGGER, configure_logging
 from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST
 from pgmcp_http.runtime import Runtime
-from pgmcp_http.web import mcp, probes, rest
+from pgmcp_http.web import mcp, metrics, probes, rest
 from pgmcp_http.web.http import json_response
 from pgmcp_http.web.mcp import rpc_error
 
@@ -26,12 +25,8 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """Values that must never appear in a log line."""
-    found = [settings.session_secret.decode("utf-8", "replace")]
-    password = parse_dsn(settings.database_url).get("password")
-    if password:
-        found.append(password)
-    return found
+    """Values that must never appear in a log line (see Settings.secret_values)."""
+    return settings.secret_values()
 
 
 def create_app(settings: Settings, *, configure_logs: bool = True) -> Flask:
@@ -45,6 +40,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Flask:
     app.register_blueprint(mcp.bp)
     app.register_blueprint(rest.bp)
     app.register_blueprint(probes.bp)
+    app.register_blueprint(metrics.bp)
+    metrics.init_http_metrics(app)
     app.before_request(_start_request)
     app.after_request(_finish_request)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
@@ -74,10 +71,14 @@ def _start_request() -> None:
 def _finish_request(response: Response) -> Response:
     response.headers["X-Request-Id"] = g.get("request_id", "")
     duration_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    noted = g.get("log_fields", {})
     fields = {"request_id": g.get("request_id"), "method": request.method, "path": request.path,
               "status": response.status_code, "duration_ms": round(duration_ms, 2), "worker_pid": os.getpid(),
-              **g.get("log_fields", {})}
+              **noted}
     access_log.info("request", extra=fields)
+    current_app.extensions["pgmcp"].metrics.rpc_request(
+        method=noted.get("mcp_method"), version=noted.get("mcp_version"), era=noted.get("mcp_era"),
+        failed=noted.get("rpc_error") is not None or response.status_code >= 400)
     return response
 
 

@@ -49,10 +49,18 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MAX_CONNECTIONS", "10", "database connections for the whole container, split between workers"),
     Variable("QUERY_TIMEOUT", "30000", "ms a tool's statement may run before PostgreSQL cancels it"),
     Variable("HEALTH_CHECK_ENABLED", "true", "serve GET /health"),
+    Variable("HEALTH_CHECK_TIMEOUT", "2000",
+             "ms /health, /readyz and /metrics wait for PostgreSQL to answer before calling it down"),
     Variable("PORT", "3401", "TCP port to listen on (Cloud Run sets it)"),
     Variable("HEALTH_PORT", "3401", "the guide's name for PORT; PORT wins when both are set"),
     Variable("BIND_HOST", "0.0.0.0", "address to listen on"),
     Variable("LOG_LEVEL", "info", "debug, info, warning, error or critical"),
+    Variable("SLOW_QUERY_MS", "1000", "ms above which a tool call is logged as slow (0 turns the line off)"),
+    Variable("METRICS_TOKEN", "(none: /metrics is open)",
+             "bearer token GET /metrics requires (16+ characters)", secret=True),
+    Variable("METRICS_TOKEN_FILE", "", "file holding METRICS_TOKEN"),
+    Variable("PROMETHEUS_MULTIPROC_DIR", "(a private temporary directory)",
+             "empty directory where gunicorn processes add up their metrics; emptied at start"),
     Variable("POOL_IDLE_TIMEOUT", "30000", "ms an unused connection stays open before it is closed"),
     Variable("POOL_CONNECTION_TIMEOUT", "2000",
              "ms to wait for a free connection (and to connect) before answering 'busy'"),
@@ -100,9 +108,13 @@ class Settings:
     max_connections: int = 10
     query_timeout_ms: int = 30_000
     health_check_enabled: bool = True
+    health_check_timeout_ms: int = 2_000
     host: str = "0.0.0.0"
     port: int = 3401
     log_level: str = "INFO"
+    slow_query_ms: int = 1_000
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_dir: str | None = None
     pool_idle_timeout_ms: int = 30_000
     pool_connection_timeout_ms: int = 2_000
     pool_statement_timeout_ms: int = 30_000
@@ -129,6 +141,17 @@ class Settings:
     def connections_per_worker(self) -> int:
         """Each worker's share of MAX_CONNECTIONS (validated to be at least 1)."""
         return self.max_connections // self.workers
+
+    def secret_values(self) -> list[str]:
+        """Values that must never appear in a log line or a response: the database password, the
+        session key and the metrics token."""
+        found = [self.session_secret.decode("utf-8", "replace")]
+        password = parse_dsn(self.database_url).get("password")
+        if password:
+            found.append(password)
+        if self.metrics_token:
+            found.append(self.metrics_token)
+        return found
 
     def connect_kwargs(self) -> dict[str, str]:
         """libpq parameters from the SSL_* settings, added to those of DATABASE_URL."""
@@ -328,6 +351,27 @@ def _ssl(reader: _Reader) -> tuple[str | None, str | None, str | None, str | Non
     return mode, cert, key, ca
 
 
+def _metrics_token(reader: _Reader) -> str | None:
+    token = reader.secret("METRICS_TOKEN")
+    if token is not None and (len(token) < 16 or not token.isprintable() or " " in token):
+        raise ConfigError("METRICS_TOKEN must be at least 16 printable characters without spaces; "
+                          "generate one with `openssl rand -hex 32`")
+    return token
+
+
+def _metrics_dir(reader: _Reader) -> str | None:
+    value = reader.raw("PROMETHEUS_MULTIPROC_DIR")
+    if value is None:
+        return None
+    target = Path(value)
+    if not target.is_dir():
+        raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR={value}: no such directory; create an empty one that only "
+                          "this container uses, or unset it to let the server make a private one")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR={value}: the directory is not writable by this user")
+    return value
+
+
 def _port(reader: _Reader) -> int:
     name = "PORT" if reader.raw("PORT") is not None else "HEALTH_PORT"
     return reader.integer(name, 3401, minimum=1, maximum=65535)
@@ -360,9 +404,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_connections=max_connections,
         query_timeout_ms=query_timeout,
         health_check_enabled=reader.boolean("HEALTH_CHECK_ENABLED", True),
+        health_check_timeout_ms=reader.integer("HEALTH_CHECK_TIMEOUT", 2_000, minimum=100, maximum=60_000, unit=ms),
         host=reader.raw("BIND_HOST") or "0.0.0.0",
         port=_port(reader),
         log_level=reader.choice("LOG_LEVEL", _LOG_LEVELS) or "INFO",
+        slow_query_ms=reader.integer("SLOW_QUERY_MS", 1_000, minimum=0, unit=ms),
+        metrics_token=_metrics_token(reader),
+        metrics_dir=_metrics_dir(reader),
         pool_idle_timeout_ms=reader.integer("POOL_IDLE_TIMEOUT", 30_000, minimum=1_000, unit=ms),
         pool_connection_timeout_ms=reader.integer("POOL_CONNECTION_TIMEOUT", 2_000, minimum=1, unit=ms),
         pool_statement_timeout_ms=reader.integer("POOL_STATEMENT_TIMEOUT", 30_000, minimum=1, unit=ms),

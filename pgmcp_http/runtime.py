@@ -2,7 +2,8 @@
 
 The database handle is per process: it is created on first use in each
 gunicorn worker (or eagerly by the ``post_fork`` hook), never in the master
-and never shared across a fork. That pool is the only mutable state here.
+and never shared across a fork. That pool and the metrics are the only
+mutable state here.
 """
 
 from __future__ import annotations
@@ -10,12 +11,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+
+from mcp_types import methods as wire
 
 from pgmcp_http import SERVICE_NAME, __version__
 from pgmcp_http.catalog import Visibility, role_warnings
 from pgmcp_http.config import Settings
-from pgmcp_http.db import ConnectOptions, Database, DatabaseError, Pool, RowLimits, open_connection
+from pgmcp_http.db import ConnectOptions, Database, DatabaseError, Pool, Probe, RowLimits, open_connection
+from pgmcp_http.observability.cgroup import memory_limit_bytes
+from pgmcp_http.observability.memory import memory_usage
+from pgmcp_http.observability.metrics import Metrics
+from pgmcp_http.observability.sampler import ProcessSampler
 from pgmcp_http.protocol import Dispatcher, McpServer, ServerIdentity, SessionCodec
+from pgmcp_http.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS
 from pgmcp_http.resources import Resources
 from pgmcp_http.sqlguard import Guard, GuardPolicy
 from pgmcp_http.tools import Toolbox, ToolContext, builtin_tools
@@ -36,6 +45,20 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.started_at = time.time()
+        self.memory_limit = memory_limit_bytes()
+        tools = builtin_tools(read_only=settings.read_only)
+        self.metrics = Metrics(
+            multiprocess_dir=settings.metrics_dir,
+            tools=[spec.name for spec in tools],
+            methods=wire.SPEC_CLIENT_METHODS | wire.SPEC_CLIENT_NOTIFICATION_METHODS,
+            versions=(*HANDSHAKE_VERSIONS, *MODERN_VERSIONS),
+            slow_query_ms=settings.slow_query_ms,
+            memory_limit=self.memory_limit,
+        )
+        self.sampler = ProcessSampler(measure=memory_usage, publish=self.metrics.publish_process)
+        self.probe = Probe(dsn=settings.database_url, libpq_params=settings.connect_kwargs(),
+                           timeout_s=settings.health_check_timeout_ms / 1000)
         self.policy = GuardPolicy(
             read_only=settings.read_only,
             allowed_schemas=settings.allowed_schemas,
@@ -45,7 +68,7 @@ class Runtime:
         )
         self.guard = Guard(self.policy)
         self.toolbox = Toolbox(
-            builtin_tools(read_only=settings.read_only),
+            tools,
             database=self.database,
             context=ToolContext(
                 guard=self.guard,
@@ -53,6 +76,7 @@ class Runtime:
                 limits=RowLimits(max_rows=settings.max_rows, max_bytes=settings.max_result_bytes),
                 read_only=settings.read_only,
             ),
+            observers=(self.metrics,),
         )
         self.resources = Resources(database=self.database, visibility=Visibility.from_policy(self.policy))
         self.server = McpServer(
@@ -92,10 +116,21 @@ class Runtime:
             size=settings.connections_per_worker,
             acquire_timeout_s=settings.pool_connection_timeout_ms / 1000,
             idle_timeout_s=settings.pool_idle_timeout_ms / 1000,
+            observer=self.metrics,
         )
         log.info("database pool ready", extra={"pool_size": pool.size, "pid": os.getpid()})
         return Database(pool=pool, read_only=settings.read_only, timeout_ms=settings.query_timeout_ms,
                         search_path=settings.allowed_schemas)
+
+    def start_worker(self) -> None:
+        """Publish this worker's share of the container's figures (call once, after fork)."""
+        self.metrics.process_started(started_at=self.started_at, memory_limit=self.memory_limit, worker=True)
+        self.sampler.start()
+
+    def start_master(self) -> None:
+        """Publish the master's memory once (it serves nothing, so its figure hardly moves)."""
+        self.metrics.process_started(started_at=self.started_at, memory_limit=self.memory_limit, worker=False)
+        self.sampler.sample()
 
     def audit_role(self) -> None:
         """Log a warning for each risk the connected role carries (superuser, write privileges...).

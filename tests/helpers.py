@@ -11,17 +11,36 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from prometheus_client.parser import text_string_to_metric_families
+from psycopg2.extensions import parse_dsn
 
 from pgmcp_http import devdb
 
 REPO = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 TEST_SESSION_SECRET = "test-session-secret-0123456789abcdef0123456789"
+TEST_METRICS_TOKEN = "test-metrics-token-5f0c2a9e7b1d4c38"
+
+# Every log file a server of this test session wrote, and every secret a server was given: the
+# last test of the session reads the former for the latter (tests/test_ops_logs.py).
+SERVER_LOGS: list[Path] = []
+SERVER_SECRETS: set[str] = set()
+
+
+def _remember_secrets(env: dict[str, str]) -> None:
+    for key in ("SESSION_SECRET", "METRICS_TOKEN"):
+        if env.get(key):
+            SERVER_SECRETS.add(env[key])
+    if env.get("DATABASE_URL"):
+        password = parse_dsn(env["DATABASE_URL"]).get("password")
+        if password and len(password) >= 6:
+            SERVER_SECRETS.add(password)
 
 
 @dataclass(frozen=True)
@@ -91,6 +110,8 @@ def start_server(database_url: str | None, workdir: Path, *, workers: int = 2, t
     full_env.update(env or {})
     log_path = workdir / f"server-{port}.log"
     log_file = log_path.open("wb")
+    SERVER_LOGS.append(log_path)
+    _remember_secrets(full_env)
     proc = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=full_env,
                             stdout=log_file, stderr=subprocess.STDOUT)
     server = ServerProcess(proc=proc, port=port, log_path=log_path, env=full_env)
@@ -113,6 +134,60 @@ def wait_for_http(server: ServerProcess, timeout: float = 30.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"server did not answer within {timeout}s:\n{server.log_path.read_text()}")
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.1,
+               what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; return that, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s (last: {result!r})")
+        time.sleep(interval)
+
+
+def worker_pids(server: ServerProcess) -> set[int]:
+    """The gunicorn worker processes (children of the master) alive right now."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == server.proc.pid and fields[0] != "Z":
+                found.add(int(stat.parent.name))
+    return found
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(server: ServerProcess, token: str | None = None) -> Samples:
+    """GET /metrics, parsed: {(sample name, labels): value}."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    status, _, body = request("GET", f"{server.base}/metrics", headers=headers)
+    assert status == 200, body
+    samples: Samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """Sum of the samples named ``name`` whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(value for (sample, found), value in samples.items() if sample == name and wanted <= found)
+
+
+def call_tool(server: ServerProcess, name: str, arguments: dict[str, Any],
+              headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """One federation REST tool call on a fresh connection; returns the CallToolResult."""
+    status, _, body = request("POST", f"{server.base}/mcp/tools/call", {"name": name, "arguments": arguments},
+                              headers={"Content-Type": "application/json", **(headers or {})})
+    assert status == 200, body
+    return body  # type: ignore[no-any-return]
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pgmcp_http.tools.spec import ToolContext, ToolError, ToolSpec
 __all__ = ["LIST_TABLES"]
 
 DEFAULT_LIMIT = 1000
-MAX_LIMIT = 5000
+MAX_LIMIT = 10_000
 
 INPUT_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -3,15 +3,17 @@
 This is the one place where database and guard errors become what the caller
 reads: a refusal, a timeout or a PostgreSQL error is an ``isError`` result
 with a message a person can act on; only an unknown tool is the caller's
-protocol mistake (:class:`UnknownTool`).
+protocol mistake (:class:`UnknownTool`). Every finished call is reported to
+the observers (metrics, the slow-query log) with its outcome and duration.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
@@ -30,7 +32,7 @@ from pgmcp_http.errors import NotFoundError
 from pgmcp_http.sqlguard import Refusal
 from pgmcp_http.tools.spec import ToolContext, ToolError, ToolSpec
 
-__all__ = ["ToolOutcome", "Toolbox", "UnknownTool"]
+__all__ = ["CallObserver", "ToolOutcome", "Toolbox", "UnknownTool"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,13 @@ class ToolOutcome:
         return self.error is not None
 
 
+class CallObserver(Protocol):
+    """Told of every finished call of a known tool; must be quick and must not raise."""
+
+    def tool_called(self, name: str, arguments: Mapping[str, Any], outcome: str, seconds: float) -> None:
+        """``outcome`` is ToolOutcome.outcome; ``seconds`` runs from the call to its result."""
+
+
 def _failure(message: str, outcome: str) -> ToolOutcome:
     return ToolOutcome(outcome=outcome, error=message)
 
@@ -59,11 +68,13 @@ def _failure(message: str, outcome: str) -> ToolOutcome:
 class Toolbox:
     """The server's tools, keyed by name, and how to run them."""
 
-    def __init__(self, specs: list[ToolSpec], *, database: Callable[[], Database], context: ToolContext) -> None:
+    def __init__(self, specs: list[ToolSpec], *, database: Callable[[], Database], context: ToolContext,
+                 observers: Sequence[CallObserver] = ()) -> None:
         self._specs = {spec.name: spec for spec in specs}
         self._validators = {spec.name: Draft202012Validator(spec.input_schema) for spec in specs}
         self._database = database
         self.context = context
+        self._observers = tuple(observers)
 
     def specs(self) -> list[ToolSpec]:
         return list(self._specs.values())
@@ -88,6 +99,19 @@ class Toolbox:
     def call(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
         """Run tool ``name``; raises UnknownTool, otherwise always returns an outcome."""
         spec = self.get(name)
+        started = time.perf_counter()
+        outcome = "internal_error"  # what the observers hear if a bug escapes below
+        try:
+            result = self._call(spec, arguments)
+            outcome = result.outcome
+            return result
+        finally:
+            seconds = time.perf_counter() - started
+            for observer in self._observers:
+                observer.tool_called(name, arguments, outcome, seconds)
+
+    def _call(self, spec: ToolSpec, arguments: dict[str, Any]) -> ToolOutcome:
+        name = spec.name
         problem = self.validate(name, arguments)
         if problem is not None:
             return _failure(problem, "invalid_arguments")

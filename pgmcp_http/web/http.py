@@ -9,12 +9,17 @@ from flask import Response, current_app, g
 
 from pgmcp_http.runtime import Runtime
 
-__all__ = ["forbidden_origin", "json_response", "note", "runtime"]
+__all__ = ["forbidden_origin", "json_response", "note", "runtime", "secrets"]
 
 
 def runtime() -> Runtime:
     """The app's Runtime (see :mod:`pgmcp_http.runtime`)."""
     return current_app.extensions["pgmcp"]  # type: ignore[no-any-return]
+
+
+def secrets() -> list[str]:
+    """Values never to echo in a response or a log line (database password, session key, tokens)."""
+    return runtime().settings.secret_values()
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

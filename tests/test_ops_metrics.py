@@ -1,0 +1,292 @@
+"""GET /metrics: the guide's metrics, added up over every gunicorn worker, through worker deaths."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgmcp_http import devdb
+from pgmcp_http.observability.cgroup import memory_limit_bytes
+from tests.helpers import (
+    TEST_METRICS_TOKEN,
+    call_tool,
+    initialize,
+    modern_rpc,
+    request,
+    scrape,
+    session_rpc,
+    start_server,
+    total,
+    wait_until,
+    worker_pids,
+)
+
+COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
+
+
+@pytest.fixture(scope="module")
+def own_role(pg):
+    """A login role of its own (member-equivalent of mcp_readonly), so pg_stat_activity can count
+    exactly this module's server connections."""
+    role = f"obs_{secrets.token_hex(4)}"
+    url = devdb.load_sample(pg.cluster, password="obs-" + secrets.token_urlsafe(12), role=role)
+    return role, url
+
+
+@pytest.fixture(scope="module")
+def three_workers(pg, own_role, tmp_path_factory):
+    server = start_server(own_role[1], tmp_path_factory.mktemp("three"), workers=3, threads=2,
+                          env={"MAX_CONNECTIONS": "9"})
+    try:
+        wait_until(lambda: total(scrape(server), "postgres_mcp_workers") == 3, what="3 live workers")
+        yield server
+    finally:
+        server.stop()
+
+
+def backends(pg, role: str) -> int:
+    """Pool connections PostgreSQL sees for ``role`` (the health probe's own connection excluded)."""
+    with psycopg.connect(pg.superuser_url(), autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s "
+                           "AND application_name = 'pgmcp-http'", (role,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def health_pool(server) -> dict[str, int]:
+    status, _, body = request("GET", f"{server.base}/health")
+    assert status == 200, body
+    return body["connection_pool"]  # type: ignore[no-any-return]
+
+
+def spread_calls(server, count: int) -> set[int]:
+    """``count`` query calls, six at a time on fresh connections; returns the worker pids that served them."""
+    def one(i: int) -> None:
+        result = call_tool(server, "query", {"sql": "SELECT $1::int AS n, pg_sleep(0.02)", "params": [i]})
+        assert result["isError"] is False, result
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(one, range(count)))
+    return {line["worker_pid"] for line in server.log_lines()
+            if line.get("path") == "/mcp/tools/call" and line.get("tool") == "query"}
+
+
+def counters(samples) -> dict:
+    return {key: value for key, value in samples.items() if key[0].endswith(COUNTER_SUFFIXES)}
+
+
+@pytest.mark.slow
+def test_counters_add_up_over_workers_and_survive_a_killed_worker(pg, own_role, three_workers):
+    server = three_workers
+    served_by = spread_calls(server, 60)
+    assert len(served_by) >= 2, "the calls should have been spread over several workers"
+
+    before = scrape(server)
+    assert total(before, "postgres_mcp_queries_total") == 60
+    assert total(before, "postgres_mcp_queries_total", status="success") == 60
+    assert total(before, "postgres_mcp_tool_calls_total", tool="query", outcome="ok") == 60
+    assert total(before, "postgres_mcp_query_duration_seconds_count") == 60
+
+    # /health describes the container: three workers' pools of 9 // 3 connections, and every open
+    # connection PostgreSQL sees (whichever worker answers the probe).
+    assert total(before, "postgres_mcp_connections_max") == 9
+    for _ in range(5):
+        pool = health_pool(server)
+        assert pool["total"] == 9
+        assert pool["active"] + pool["idle"] == backends(pg, own_role[0])
+
+    victim = next(iter(served_by & worker_pids(server)))
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: victim not in worker_pids(server) and len(worker_pids(server)) == 3,
+               what="the killed worker replaced")
+    wait_until(lambda: total(scrape(server), "postgres_mcp_workers") == 3, what="3 live workers again")
+
+    after = scrape(server)
+    went_back = {key: (value, after.get(key, 0.0)) for key, value in counters(before).items()
+                 if after.get(key, 0.0) < value}
+    assert went_back == {}
+    assert total(after, "postgres_mcp_queries_total") == 60
+
+    # The dead worker's connections no longer count, neither in /health nor in the gauges.
+    assert health_pool(server)["total"] == 9
+    assert total(after, "postgres_mcp_connections_max") == 9
+    wait_until(lambda: sum(health_pool(server)[k] for k in ("active", "idle")) == backends(pg, own_role[0]),
+               what="/health pool figures matching pg_stat_activity")
+
+    spread_calls(server, 12)
+    assert total(scrape(server), "postgres_mcp_queries_total") == 72
+
+
+def test_the_guides_metrics_are_exported_with_their_types(server):
+    call_tool(server, "query", {"sql": "SELECT 1 AS one"})
+    call_tool(server, "query", {"sql": "DELETE FROM users"})  # refused by the guard
+    status, _, body = request("GET", f"{server.base}/metrics")
+    assert status == 200
+    text = body.decode()
+    for name, kind in [("postgres_mcp_queries_total", "counter"),
+                       ("postgres_mcp_query_duration_seconds", "histogram"),
+                       ("postgres_mcp_connections_active", "gauge"),
+                       ("postgres_mcp_memory_usage_bytes", "gauge"),
+                       ("postgres_mcp_database_connected", "gauge"),
+                       ("postgres_mcp_memory_limit_bytes", "gauge"),
+                       ("flask_http_request_duration_seconds", "histogram")]:
+        assert f"# TYPE {name} {kind}" in text or f"# TYPE {name.removesuffix('_total')} {kind}" in text, name
+    samples = scrape(server)
+    assert total(samples, "postgres_mcp_database_connected") == 1
+    assert total(samples, "postgres_mcp_queries_total", status="error") >= 1
+    assert total(samples, "postgres_mcp_tool_calls_total", tool="query", outcome="refused") >= 1
+    for kind in ("rss", "heap_used", "heap_total"):
+        assert total(samples, "postgres_mcp_memory_usage_bytes", type=kind) > 0
+    assert total(samples, "postgres_mcp_memory_limit_bytes") == memory_limit_bytes()
+    assert total(samples, "postgres_mcp_cpu_seconds_total") > 0
+    assert total(samples, "flask_http_request_duration_seconds_count", route="/mcp/tools/call") >= 2
+
+
+def test_mcp_requests_are_counted_by_method_and_revision(server):
+    def count(**labels: str) -> float:
+        return total(scrape(server), "postgres_mcp_rpc_requests_total", **labels)
+
+    before_legacy = count(method="tools/list", protocol_version="2025-06-18", era="handshake")
+    before_modern = count(method="tools/list", protocol_version="2026-07-28", era="modern")
+    before_bogus = count(method="other")
+    session, version = initialize(server.url, "2025-06-18")
+    assert session_rpc(server.url, session, version, "tools/list").status == 200
+    assert modern_rpc(server.url, "tools/list").status == 200
+    session_rpc(server.url, session, version, "no/such-method-" + secrets.token_hex(4))
+    assert count(method="tools/list", protocol_version="2025-06-18", era="handshake") == before_legacy + 1
+    assert count(method="tools/list", protocol_version="2026-07-28", era="modern") == before_modern + 1
+    assert count(method="other") == before_bogus + 1  # made-up names do not become label values
+
+
+def test_http_metrics_are_labelled_by_route_not_by_raw_path(server):
+    for suffix in ("a", "b", "c"):
+        request("GET", f"{server.base}/no-such-page-{secrets.token_hex(3)}-{suffix}")
+    text = request("GET", f"{server.base}/metrics")[2].decode()
+    assert "no-such-page" not in text
+    assert 'route="(unmatched)"' in text
+
+
+def test_metrics_token_protects_the_endpoint(pg, tmp_path):
+    server = start_server(pg.readonly_url, tmp_path, workers=1, threads=2, env={"METRICS_TOKEN": TEST_METRICS_TOKEN})
+    try:
+        status, headers, body = request("GET", f"{server.base}/metrics")
+        assert status == 401 and "Bearer" in headers["www-authenticate"]
+        assert "METRICS_TOKEN" in body["error"]
+        assert request("GET", f"{server.base}/metrics", headers={"Authorization": "Bearer wrong-token"})[0] == 401
+        assert request("GET", f"{server.base}/metrics",
+                       headers={"Authorization": f"Basic {TEST_METRICS_TOKEN}"})[0] == 401
+        assert total(scrape(server, TEST_METRICS_TOKEN), "postgres_mcp_workers") == 1
+        assert request("GET", f"{server.base}/health")[0] == 200  # probes stay open
+    finally:
+        server.stop()
+
+
+def test_a_given_metrics_directory_is_emptied_at_start(pg, tmp_path):
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    first = start_server(pg.readonly_url, tmp_path, workers=1, threads=2, env=env)
+    try:
+        for _ in range(3):
+            call_tool(first, "query", {"sql": "SELECT 1 AS one"})
+        assert total(scrape(first), "postgres_mcp_queries_total") == 3
+    finally:
+        first.stop()
+    assert list(directory.glob("counter_*.db")), "the first server wrote into the given directory"
+    second = start_server(pg.readonly_url, tmp_path, workers=1, threads=2, env=env)
+    try:
+        assert total(scrape(second), "postgres_mcp_queries_total") == 0
+    finally:
+        second.stop()
+
+
+def test_a_private_metrics_directory_is_removed_on_exit(pg, tmp_path):
+    server = start_server(pg.readonly_url, tmp_path, workers=1, threads=1)
+    try:
+        def private_dir() -> Path | None:
+            maps = Path(f"/proc/{server.proc.pid}/maps").read_text()  # the master maps its own metric files
+            found = {Path(line.split()[-1]).parent for line in maps.splitlines() if "/pgmcp-metrics-" in line}
+            return found.pop() if len(found) == 1 else None
+
+        directory = wait_until(private_dir, what="the master's metrics files")
+        assert directory.is_dir() and list(directory.glob("*.db"))
+    finally:
+        server.stop()
+    assert not directory.exists()
+
+
+def test_memory_limit_reads_cgroup_v1_and_v2_and_falls_back_to_memtotal(tmp_path):
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "meminfo").write_text("MemTotal:       2048 kB\nMemFree: 1 kB\n")
+    root = tmp_path / "cgroup"
+
+    (proc / "self" / "cgroup").write_text("0::/kubepods/pod1/ctr\n")
+    (root / "kubepods" / "pod1" / "ctr").mkdir(parents=True)
+    (root / "kubepods" / "pod1" / "ctr" / "memory.max").write_text("max\n")
+    (root / "kubepods" / "pod1" / "memory.max").write_text("536870912\n")
+    assert memory_limit_bytes(proc=proc, cgroup_root=root) == 536870912  # the pod's limit binds
+
+    (proc / "self" / "cgroup").write_text("4:memory:/docker/abc\n0::/\n")
+    (root / "memory" / "docker" / "abc").mkdir(parents=True)
+    (root / "memory" / "docker" / "abc" / "memory.limit_in_bytes").write_text("268435456\n")
+    (root / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert memory_limit_bytes(proc=proc, cgroup_root=root) == 268435456
+
+    (root / "memory" / "docker" / "abc" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert memory_limit_bytes(proc=proc, cgroup_root=root) == 2048 * 1024  # no limit: the machine's memory
+
+
+def test_livez_never_touches_the_database(pg, tmp_path):
+    dead = f"postgresql://mcp_readonly:never-used-pw@127.0.0.1:{devdb.free_port()}/sampledb"
+    server = start_server(dead, tmp_path, workers=1, threads=2)
+    try:
+        replies = []
+        threads = [threading.Thread(target=lambda: replies.append(request("GET", f"{server.base}/livez")))
+                   for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [reply[0] for reply in replies] == [200] * 4
+        assert total(scrape(server), "postgres_mcp_database_connected") == 0
+    finally:
+        server.stop()
+
+
+URL = "postgresql://reader:pw-1234@db.example:5432/app"
+
+
+@pytest.mark.parametrize("env,fragment", [
+    ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN must be at least 16 printable characters"),
+    ({"METRICS_TOKEN": "has a space in it, sixteen+"}, "without spaces"),
+    ({"PROMETHEUS_MULTIPROC_DIR": "/nonexistent/metrics"}, "PROMETHEUS_MULTIPROC_DIR=/nonexistent/metrics: no such"),
+    ({"SLOW_QUERY_MS": "-1"}, "SLOW_QUERY_MS=-1 is out of range"),
+    ({"HEALTH_CHECK_TIMEOUT": "10"}, "HEALTH_CHECK_TIMEOUT=10 is out of range"),
+])
+def test_observability_settings_are_checked_at_start(env, fragment):
+    from pgmcp_http.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"DATABASE_URL": URL, **env})
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_metrics_token_may_come_from_a_file_and_is_a_secret(tmp_path):
+    from pgmcp_http.config import load_settings
+
+    secret = tmp_path / "token"
+    secret.write_text(TEST_METRICS_TOKEN + "\n")
+    settings = load_settings({"DATABASE_URL": URL, "METRICS_TOKEN_FILE": str(secret), "SLOW_QUERY_MS": "0",
+                              "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert settings.metrics_token == TEST_METRICS_TOKEN
+    assert (settings.slow_query_ms, settings.metrics_dir) == (0, str(tmp_path))
+    assert TEST_METRICS_TOKEN in settings.secret_values() and "pw-1234" in settings.secret_values()
+    assert TEST_METRICS_TOKEN not in repr(settings)
