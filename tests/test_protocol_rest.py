@@ -8,7 +8,8 @@ from tests.helpers import request
 def test_tools_list(server):
     status, _, body = request("GET", f"{server.base}/mcp/tools/list")
     assert status == 200
-    assert [tool["name"] for tool in body["tools"]] == ["query", "describe_table", "list_tables", "analyze_query"]
+    assert [tool["name"] for tool in body["tools"]] == [
+        "query", "describe_table", "list_tables", "analyze_query", "database_health"]
     assert all({"name", "description", "inputSchema"} <= set(tool) for tool in body["tools"])
 
 

@@ -27,7 +27,7 @@ def test_list_and_call_every_tool_and_read_a_resource(server, revision):
         async with sdk_client(server.url, revision) as client:
             listed = await client.list_tools()
             tools = {tool.name: tool for tool in listed.tools}
-            assert list(tools) == ["query", "describe_table", "list_tables", "analyze_query"]
+            assert list(tools) == ["query", "describe_table", "list_tables", "analyze_query", "database_health"]
             assert tools["describe_table"].input_schema["required"] == ["table_name"]
             if revision in STRUCTURED_SINCE:
                 assert tools["query"].output_schema["required"] == ["columns", "rows", "row_count", "truncated"]
