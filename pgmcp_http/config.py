@@ -332,7 +332,8 @@ def _container_secret() -> bytes:
     return secrets.token_bytes(32)
 
 
-def _ssl(reader: _Reader) -> tuple[str | None, str | None, str | None, str | None]:
+def _ssl(reader: _Reader, *, url_params: Mapping[str, str]) -> tuple[str | None, str | None, str | None, str | None]:
+    """SSL_* as libpq parameters; they override the same parameters inside DATABASE_URL."""
     enabled = reader.boolean("ENABLE_SSL", False)
     mode = reader.choice("SSL_MODE", _SSL_MODES)
     if enabled and mode is None:
@@ -346,8 +347,9 @@ def _ssl(reader: _Reader) -> tuple[str | None, str | None, str | None, str | Non
         raise ConfigError("SSL_CERT_PATH and SSL_KEY_PATH go together; set both or neither")
     if key is not None and Path(key).stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(f"SSL_KEY_PATH={key}: the key is readable by group or others; chmod 600 it")
-    if mode in ("verify-ca", "verify-full") and ca is None:
-        raise ConfigError(f"SSL_MODE={mode} needs SSL_CA_PATH, the CA certificate to verify the server with")
+    if mode in ("verify-ca", "verify-full") and ca is None and "sslrootcert" not in url_params:
+        raise ConfigError(f"SSL_MODE={mode} needs SSL_CA_PATH (or sslrootcert in DATABASE_URL), the CA "
+                          "certificate to verify the server with")
     return mode, cert, key, ca
 
 
@@ -381,7 +383,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the whole configuration; raise ConfigError on the first bad value."""
     reader = _Reader(os.environ if environ is None else environ)
     database_url, ignored = _database_url(reader)
-    ssl_mode, ssl_cert, ssl_key, ssl_ca = _ssl(reader)
+    ssl_mode, ssl_cert, ssl_key, ssl_ca = _ssl(reader, url_params=parse_dsn(database_url))
 
     ms = " (milliseconds)"
     query_timeout = reader.integer("QUERY_TIMEOUT", 30_000, minimum=1, unit=ms)

@@ -135,3 +135,12 @@ def test_allowed_definer_functions_are_names():
         "public.audit_log", "stats")
     with pytest.raises(ConfigError, match="is not `function` or `schema.function`"):
         settings(ALLOWED_DEFINER_FUNCTIONS="a.b.c")
+
+
+def test_verify_modes_accept_the_ca_from_the_url(tmp_path):
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    url = f"postgresql://u:p@db.example.com/app?sslrootcert={ca}"
+    assert settings(DATABASE_URL=url, SSL_MODE="verify-full").connect_kwargs() == {"sslmode": "verify-full"}
+    with pytest.raises(ConfigError, match=r"SSL_MODE=verify-ca needs SSL_CA_PATH \(or sslrootcert"):
+        settings(SSL_MODE="verify-ca")
