@@ -23,6 +23,7 @@ from pgmcp_http.observability.cgroup import memory_limit_bytes
 from pgmcp_http.observability.memory import memory_usage
 from pgmcp_http.observability.metrics import Metrics
 from pgmcp_http.observability.sampler import ProcessSampler
+from pgmcp_http.observability.slowlog import SlowCallLog
 from pgmcp_http.protocol import Dispatcher, McpServer, ServerIdentity, SessionCodec
 from pgmcp_http.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS
 from pgmcp_http.resources import Resources
@@ -76,7 +77,7 @@ class Runtime:
                 limits=RowLimits(max_rows=settings.max_rows, max_bytes=settings.max_result_bytes),
                 read_only=settings.read_only,
             ),
-            observers=(self.metrics,),
+            observers=(self.metrics, SlowCallLog(settings.slow_query_ms)),
         )
         self.resources = Resources(database=self.database, visibility=Visibility.from_policy(self.policy))
         self.server = McpServer(

@@ -25,6 +25,15 @@ from tests.helpers import PgCluster, ServerProcess, start_server
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "last: run after every other test (it inspects what they left behind)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``last`` run at the end of the session, whatever file they are in."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
 @pytest.fixture(scope="session")
 def pg() -> Iterator[PgCluster]:
     """A PostgreSQL 15 cluster with the sample database, for the whole session."""

@@ -2,8 +2,11 @@
 
 Every handler gets :class:`RedactingFilter`, which replaces the database
 password and other configured secrets wherever they appear in a message, its
-arguments or its extra fields. One access line per request is written by the
-web layer on the ``pgmcp.access`` logger.
+arguments or its extra fields, and :class:`RequestIdFilter`, which stamps any
+line written while serving a request with that request's id (a slow-query
+line, a retry, a traceback), so one grep finds everything about one call. One
+access line per request is written by the web layer on the ``pgmcp.access``
+logger.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from flask import g, has_request_context
 from pythonjsonlogger.orjson import OrjsonFormatter
 
-__all__ = ["ACCESS_LOGGER", "REDACTED", "JsonFormatter", "RedactingFilter", "configure_logging", "redact"]
+__all__ = ["ACCESS_LOGGER", "REDACTED", "JsonFormatter", "RedactingFilter", "RequestIdFilter", "configure_logging",
+           "redact"]
 
 ACCESS_LOGGER = "pgmcp.access"
 REDACTED = "[REDACTED]"
@@ -66,10 +71,22 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to lines written while a request is being served (when not already set)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None and has_request_context():
+            request_id = g.get("request_id")
+            if request_id is not None:
+                record.request_id = request_id
+        return True
+
+
 def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     """JSON lines on stderr at ``level`` for the root logger (and gunicorn's), secrets redacted."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     for existing in list(root.handlers):
