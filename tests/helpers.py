@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,10 +18,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg2
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg2.extensions import parse_dsn
 
 from pgmcp_http import devdb
+from pgmcp_http.config import ConfigError, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
@@ -34,13 +37,16 @@ SERVER_SECRETS: set[str] = set()
 
 
 def _remember_secrets(env: dict[str, str]) -> None:
-    for key in ("SESSION_SECRET", "METRICS_TOKEN"):
-        if env.get(key):
-            SERVER_SECRETS.add(env[key])
-    if env.get("DATABASE_URL"):
-        password = parse_dsn(env["DATABASE_URL"]).get("password")
-        if password and len(password) >= 6:
-            SERVER_SECRETS.add(password)
+    """What the server itself treats as secret (Settings.secret_values: database password, session
+    key, every token); for a configuration it would refuse, every *TOKEN(S)/SECRET/PASSWORD value."""
+    try:
+        found = list(load_settings(env).secret_values())
+    except ConfigError:
+        found = [part for key, value in env.items() if re.search(r"(TOKENS?|SECRET|PASSWORD)$", key)
+                 for part in value.split(",")]
+        with contextlib.suppress(psycopg2.ProgrammingError):
+            found.append(parse_dsn(env.get("DATABASE_URL", "")).get("password") or "")
+    SERVER_SECRETS.update(value.strip() for value in found if len(value.strip()) >= 6)
 
 
 @dataclass(frozen=True)
