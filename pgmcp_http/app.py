@@ -14,7 +14,7 @@ from pgmcp_http.config import Settings
 from pgmcp_http.observability.logs import ACCESS_LOGGER, configure_logging
 from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST
 from pgmcp_http.runtime import Runtime
-from pgmcp_http.web import mcp, metrics, probes, rest
+from pgmcp_http.web import auth, mcp, metrics, probes, rest
 from pgmcp_http.web.http import json_response
 from pgmcp_http.web.mcp import rpc_error
 
@@ -37,6 +37,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["PGMCP_STARTED_AT"] = time.time()
     app.extensions["pgmcp"] = Runtime(settings)
+    app.extensions[auth.TOKENS_KEY] = auth.TokenSet(settings.auth_tokens)
     app.register_blueprint(mcp.bp)
     app.register_blueprint(rest.bp)
     app.register_blueprint(probes.bp)
@@ -60,6 +61,10 @@ def _warn_about(settings: Settings) -> None:
                     ", ".join(settings.ignored_url_parameters))
     if not settings.read_only:
         log.warning("READ_ONLY=false: the query tool may INSERT, UPDATE, DELETE and MERGE")
+    if not settings.auth_tokens:
+        log.warning("AUTH_TOKENS is not set: anyone who can reach port %s can call the tools and read the "
+                    "database; set AUTH_TOKENS (or AUTH_TOKENS_FILE), and REQUIRE_AUTH=true to make this an error",
+                    settings.port)
 
 
 def _start_request() -> None:

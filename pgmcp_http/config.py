@@ -87,6 +87,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SESSION_SECRET_FILE", "", "file holding SESSION_SECRET"),
     Variable("SESSION_TTL", "86400", "seconds an MCP session id stays valid"),
     Variable("ALLOWED_ORIGINS", "(none)", "comma-separated browser Origins allowed to call /mcp"),
+    Variable("AUTH_TOKENS", "(none: open, with a warning)", "comma-separated tokens accepted on /mcp and "
+             "/mcp/tools/* (16+ characters each)", secret=True),
+    Variable("AUTH_TOKENS_FILE", "", "file holding the tokens, one per line (`#` starts a comment)"),
+    Variable("AUTH_HEADER", "X-API-Key", "header that may carry a token instead of `Authorization: Bearer`"),
+    Variable("REQUIRE_AUTH", "false", "refuse to start without AUTH_TOKENS (the production manifests set it)"),
     Variable("MAX_REQUEST_BYTES", "1048576", "largest request body accepted (413 above)"),
 )
 
@@ -134,6 +139,9 @@ class Settings:
     session_secret_generated: bool = False
     session_ttl_s: int = 86_400
     allowed_origins: tuple[str, ...] = ()
+    auth_tokens: tuple[str, ...] = field(default=(), repr=False)
+    auth_header: str = "X-API-Key"
+    require_auth: bool = False
     max_request_bytes: int = 1_048_576
     ignored_url_parameters: tuple[str, ...] = ()
 
@@ -144,13 +152,14 @@ class Settings:
 
     def secret_values(self) -> list[str]:
         """Values that must never appear in a log line or a response: the database password, the
-        session key and the metrics token."""
+        session key, the metrics token and the auth tokens."""
         found = [self.session_secret.decode("utf-8", "replace")]
         password = parse_dsn(self.database_url).get("password")
         if password:
             found.append(password)
         if self.metrics_token:
             found.append(self.metrics_token)
+        found.extend(self.auth_tokens)
         return found
 
     def connect_kwargs(self) -> dict[str, str]:
@@ -374,6 +383,31 @@ def _metrics_dir(reader: _Reader) -> str | None:
     return value
 
 
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+def _auth(reader: _Reader) -> tuple[tuple[str, ...], str, bool]:
+    """AUTH_TOKENS (or AUTH_TOKENS_FILE), AUTH_HEADER and REQUIRE_AUTH, checked together."""
+    raw = reader.secret("AUTH_TOKENS")
+    source = "AUTH_TOKENS_FILE" if reader.raw("AUTH_TOKENS_FILE") is not None else "AUTH_TOKENS"
+    tokens: list[str] = []
+    for line in (raw or "").splitlines():
+        line = line.split("#", 1)[0] if source == "AUTH_TOKENS_FILE" else line
+        tokens += [part.strip() for part in line.split(",") if part.strip()]
+    for number, token in enumerate(tokens, start=1):
+        if len(token) < 16 or not token.isprintable() or " " in token:
+            raise ConfigError(f"{source}: token {number} must be at least 16 printable characters without spaces; "
+                              "generate one with `openssl rand -hex 32`")
+    header = reader.raw("AUTH_HEADER") or "X-API-Key"
+    if not _HEADER_NAME.match(header) or header.lower() in ("authorization", "content-type", "host"):
+        raise ConfigError(f"AUTH_HEADER={header!r} is not a usable header name (for example X-API-Key)")
+    require = reader.boolean("REQUIRE_AUTH", False)
+    if require and not tokens:
+        raise ConfigError("REQUIRE_AUTH=true but no AUTH_TOKENS (or AUTH_TOKENS_FILE) is set; give the server "
+                          "at least one token")
+    return tuple(dict.fromkeys(tokens)), header, require
+
+
 def _port(reader: _Reader) -> int:
     name = "PORT" if reader.raw("PORT") is not None else "HEALTH_PORT"
     return reader.integer(name, 3401, minimum=1, maximum=65535)
@@ -384,6 +418,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     reader = _Reader(os.environ if environ is None else environ)
     database_url, ignored = _database_url(reader)
     ssl_mode, ssl_cert, ssl_key, ssl_ca = _ssl(reader, url_params=parse_dsn(database_url))
+    auth_tokens, auth_header, require_auth = _auth(reader)
 
     ms = " (milliseconds)"
     query_timeout = reader.integer("QUERY_TIMEOUT", 30_000, minimum=1, unit=ms)
@@ -434,6 +469,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         allowed_origins=tuple(o.strip().rstrip("/") for o in (reader.raw("ALLOWED_ORIGINS") or "").split(",")
                               if o.strip()),
         max_request_bytes=reader.integer("MAX_REQUEST_BYTES", 1_048_576, minimum=1024, maximum=64 * 1_048_576),
+        auth_tokens=auth_tokens,
+        auth_header=auth_header,
+        require_auth=require_auth,
     )
 
 

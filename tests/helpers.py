@@ -279,8 +279,10 @@ def session_rpc(url: str, session: str, version: str, method: str, params: dict[
 
 
 @contextlib.asynccontextmanager
-async def sdk_client(url: str, revision: str, *, keepalive: bool = True) -> AsyncIterator[Any]:
-    """The official MCP Python SDK client, speaking exactly ``revision``.
+async def sdk_client(url: str, revision: str, *, keepalive: bool = True,
+                     headers: dict[str, str] | None = None) -> AsyncIterator[Any]:
+    """The official MCP Python SDK client, speaking exactly ``revision`` (with extra HTTP ``headers``,
+    such as a bearer token, on every request).
 
     The SDK offers its newest handshake revision in ``initialize``; for older
     ones its module constant is set for the length of the block (the server
@@ -292,7 +294,10 @@ async def sdk_client(url: str, revision: str, *, keepalive: bool = True) -> Asyn
     from mcp.client.streamable_http import streamable_http_client
 
     limits = None if keepalive else httpx2.Limits(max_keepalive_connections=0)
-    http_client = httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(30.0)) if limits else None
+    http_client = None
+    if limits is not None or headers:
+        http_client = httpx2.AsyncClient(timeout=httpx2.Timeout(30.0), headers=headers,
+                                         **({"limits": limits} if limits is not None else {}))
     mode = revision if revision == MODERN else "legacy"
     saved = client_session.LATEST_HANDSHAKE_VERSION
     if mode == "legacy":

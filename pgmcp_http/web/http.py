@@ -9,7 +9,7 @@ from flask import Response, current_app, g
 
 from pgmcp_http.runtime import Runtime
 
-__all__ = ["forbidden_origin", "json_response", "note", "runtime", "secrets"]
+__all__ = ["forbidden_host", "forbidden_origin", "json_response", "note", "runtime", "secrets"]
 
 
 def runtime() -> Runtime:
@@ -37,6 +37,24 @@ def note(**fields: Any) -> None:
         existing = {}
         g.log_fields = existing
     existing.update({key: value for key, value in fields.items() if value is not None})
+
+
+LOOPBACK_BINDS = frozenset({"127.0.0.1", "::1", "localhost"})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+def forbidden_host(host: str | None, bind_host: str) -> bool:
+    """True when the server listens on loopback only and ``Host`` names something else.
+
+    A DNS-rebinding page makes a browser send ``Host: attacker.example`` to
+    127.0.0.1; a server bound to loopback only ever has loopback names.
+    """
+    if bind_host not in LOOPBACK_BINDS:
+        return False
+    name = (host or "").strip().lower()
+    bracket = name.find("]")
+    hostname = name[:bracket + 1] if name.startswith("[") and bracket > 0 else name.rsplit(":", 1)[0]
+    return hostname not in LOOPBACK_HOSTS
 
 
 def forbidden_origin(origin: str | None, allowed: tuple[str, ...]) -> bool:

@@ -1,8 +1,8 @@
 """``POST /mcp``: MCP's streamable HTTP transport (both eras), answered with JSON bodies.
 
 HTTP checks happen here in the order the transport specification gives them
-(Origin, content type, Accept, size, JSON); everything after that is the
-protocol layer's. Status codes are decided here and only here.
+(Origin and Host, then the token, content type, Accept, size, JSON);
+everything after that is the protocol layer's. Status codes are decided here and only here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from flask import Blueprint, Request, Response, request
 
 from pgmcp_http.protocol import Reply, RoutingHeaders
 from pgmcp_http.protocol.errors import INVALID_REQUEST, PARSE_ERROR
-from pgmcp_http.web.http import forbidden_origin, json_response, note, runtime
+from pgmcp_http.web.auth import authorize
+from pgmcp_http.web.http import forbidden_host, forbidden_origin, json_response, note, runtime
 
 __all__ = ["bp", "rpc_error"]
 
@@ -70,11 +71,18 @@ def _status(reply: Reply) -> int:
 
 @bp.before_request
 def _check_origin() -> Response | None:
+    settings = runtime().settings
     origin = request.headers.get("Origin")
-    if forbidden_origin(origin, runtime().settings.allowed_origins):
+    if forbidden_origin(origin, settings.allowed_origins):
         return rpc_error(403, INVALID_REQUEST, f"Origin {origin} is not allowed; the operator can add it to "
                                                "ALLOWED_ORIGINS")
+    if forbidden_host(request.host, settings.host):
+        return rpc_error(403, INVALID_REQUEST, "this server listens on loopback only and answers loopback host "
+                                               "names only (DNS-rebinding protection)")
     return None
+
+
+bp.before_request(authorize)
 
 
 @bp.post("/mcp")

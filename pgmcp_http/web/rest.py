@@ -15,7 +15,8 @@ from flask import Blueprint, Response, request
 
 from pgmcp_http.errors import NotFoundError
 from pgmcp_http.protocol import tool_entry, tool_result
-from pgmcp_http.web.http import forbidden_origin, json_response, note, runtime
+from pgmcp_http.web.auth import authorize
+from pgmcp_http.web.http import forbidden_host, forbidden_origin, json_response, note, runtime
 
 __all__ = ["bp"]
 
@@ -28,10 +29,17 @@ def _client_error(status: int, message: str) -> Response:
 
 @bp.before_request
 def _check_origin() -> Response | None:
+    settings = runtime().settings
     origin = request.headers.get("Origin")
-    if forbidden_origin(origin, runtime().settings.allowed_origins):
+    if forbidden_origin(origin, settings.allowed_origins):
         return _client_error(403, f"Origin {origin} is not allowed; the operator can add it to ALLOWED_ORIGINS")
+    if forbidden_host(request.host, settings.host):
+        return _client_error(403, "this server listens on loopback only and answers loopback host names only "
+                                  "(DNS-rebinding protection)")
     return None
+
+
+bp.before_request(authorize)
 
 
 @bp.get("/mcp/tools/list")

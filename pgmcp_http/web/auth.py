@@ -1,0 +1,93 @@
+"""Who may call the tools: bearer tokens or an API-key header, checked in constant time.
+
+``/mcp`` and ``/mcp/tools/*`` require one of ``AUTH_TOKENS`` when any is
+configured, as ``Authorization: Bearer <token>`` or in the ``AUTH_HEADER``
+header (``X-API-Key`` by default: what the TAS federation sends for
+``api_key`` auth). Probes stay open; ``/metrics`` has its own token.
+
+Each presented value is hashed and compared with every configured token's
+hash by :func:`hmac.compare_digest`, with no early exit: the time taken does
+not depend on how much of a token matches, nor on which token matched. A
+token is never logged or echoed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+from flask import Request, Response, current_app, request
+
+from pgmcp_http.web.http import json_response, note, runtime
+
+__all__ = ["UNAUTHORIZED", "TokenSet", "authorize", "challenge"]
+
+TOKENS_KEY = "pgmcp_tokens"
+
+UNAUTHORIZED = -32001
+"""JSON-RPC error code for a missing or wrong credential (server-defined range)."""
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+
+
+class TokenSet:
+    """The accepted tokens, kept only as SHA-256 digests."""
+
+    def __init__(self, tokens: Iterable[str]) -> None:
+        self._digests = tuple(_digest(token) for token in tokens)
+
+    def __bool__(self) -> bool:
+        return bool(self._digests)
+
+    def matches(self, presented: str) -> bool:
+        """Whether ``presented`` is one of the tokens; compares against all of them every time."""
+        candidate = _digest(presented)
+        found = False
+        for known in self._digests:
+            found |= hmac.compare_digest(candidate, known)
+        return found
+
+
+def presented_credentials(req: Request, header: str) -> list[str]:
+    """The values a request offers: the Bearer token and the API-key header, when present."""
+    found: list[str] = []
+    authorization = req.headers.get("Authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        found.append(value.strip())
+    api_key = req.headers.get(header, "").strip()
+    if api_key:
+        found.append(api_key)
+    return found
+
+
+def challenge(req: Request, tokens: TokenSet, header: str) -> Response | None:
+    """None when the request carries an accepted token; else the 401 to send."""
+    offered = presented_credentials(req, header)
+    accepted = False
+    for value in offered:
+        accepted |= tokens.matches(value)
+    if accepted:
+        return None
+    if offered:
+        message = "unauthorized: the token is not valid; check the token this server was given"
+        www = 'Bearer realm="pgmcp-http", error="invalid_token"'
+    else:
+        message = f"unauthorized: send a token as `Authorization: Bearer <token>` or in the {header} header"
+        www = 'Bearer realm="pgmcp-http"'
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": UNAUTHORIZED, "message": message}}
+    return json_response(body, 401, {"WWW-Authenticate": www})
+
+
+def authorize() -> Response | None:
+    """``before_request`` for the protected blueprints: None to go on, or the 401 to send."""
+    tokens: TokenSet = current_app.extensions[TOKENS_KEY]
+    if not tokens:
+        return None
+    refusal = challenge(request, tokens, runtime().settings.auth_header)
+    if refusal is not None:
+        note(outcome="unauthorized")
+    return refusal
