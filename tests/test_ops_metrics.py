@@ -290,3 +290,46 @@ def test_metrics_token_may_come_from_a_file_and_is_a_secret(tmp_path):
     assert (settings.slow_query_ms, settings.metrics_dir) == (0, str(tmp_path))
     assert TEST_METRICS_TOKEN in settings.secret_values() and "pw-1234" in settings.secret_values()
     assert TEST_METRICS_TOKEN not in repr(settings)
+
+
+def test_a_configuration_reload_keeps_the_counts(pg, tmp_path):
+    """SIGHUP makes gunicorn run gunicorn.conf.py again and replace its workers: the metrics
+    directory, and every count in it, must stay."""
+    server = start_server(pg.readonly_url, tmp_path, workers=2, threads=2)
+    try:
+        wait_until(lambda: total(scrape(server), "postgres_mcp_workers") == 2, what="2 live workers")
+        for _ in range(5):
+            call_tool(server, "query", {"sql": "SELECT 1 AS one"})
+        old = worker_pids(server)
+        os.kill(server.proc.pid, signal.SIGHUP)
+        wait_until(lambda: len(worker_pids(server)) == 2 and not worker_pids(server) & old, what="new workers")
+        wait_until(lambda: total(scrape(server), "postgres_mcp_workers") == 2, what="2 live workers again")
+        samples = scrape(server)
+        assert total(samples, "postgres_mcp_queries_total") == 5
+        assert total(samples, "postgres_mcp_connections_max") == 10
+        assert request("GET", f"{server.base}/health")[2]["connection_pool"]["total"] == 10
+    finally:
+        server.stop()
+
+
+def test_the_metrics_directory_is_prepared_once_per_master(tmp_path):
+    from pgmcp_http.observability.metrics_dir import ENV_VAR, OWNER_VAR, prepare_metrics_dir
+
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "counter_1.db").write_bytes(b"old")
+
+    env: dict[str, str] = {}
+    assert prepare_metrics_dir(str(given), env) == given and not list(given.glob("*.db"))  # fresh start: emptied
+    (given / "counter_2.db").write_bytes(b"now")
+    assert prepare_metrics_dir(str(given), env) == given and list(given.glob("*.db"))  # SIGHUP: kept
+
+    env = {OWNER_VAR: "1:given", ENV_VAR: str(given)}  # a new master (SIGUSR2) on a given directory
+    assert prepare_metrics_dir(str(given), env) == given and list(given.glob("*.db"))  # not emptied under the old one
+
+    private = tmp_path / "old-private"
+    private.mkdir()
+    env = {OWNER_VAR: "1:private", ENV_VAR: str(private)}  # the old master's private directory
+    made = prepare_metrics_dir(str(private), env)
+    assert made != private and made.name.startswith("pgmcp-metrics-") and env[ENV_VAR] == str(made)
+    assert prepare_metrics_dir(str(made), env) == made  # and that master's own SIGHUP keeps it
