@@ -93,6 +93,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("AUTH_HEADER", "X-API-Key", "header that may carry a token instead of `Authorization: Bearer`"),
     Variable("REQUIRE_AUTH", "false", "refuse to start without AUTH_TOKENS (the production manifests set it)"),
     Variable("MAX_REQUEST_BYTES", "1048576", "largest request body accepted (413 above)"),
+    Variable("REQUEST_READ_TIMEOUT", "10000", "ms a client may take to send a whole request (headers and body); "
+             "slower ones are cut off (slow-loris)"),
+    Variable("REQUEST_QUEUE_LIMIT", "64", "requests that may wait for a thread in each worker; more get 503 "
+             "at once"),
 )
 
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -143,6 +147,8 @@ class Settings:
     auth_header: str = "X-API-Key"
     require_auth: bool = False
     max_request_bytes: int = 1_048_576
+    request_read_timeout_ms: int = 10_000
+    request_queue_limit: int = 64
     ignored_url_parameters: tuple[str, ...] = ()
 
     @property
@@ -469,6 +475,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         allowed_origins=tuple(o.strip().rstrip("/") for o in (reader.raw("ALLOWED_ORIGINS") or "").split(",")
                               if o.strip()),
         max_request_bytes=reader.integer("MAX_REQUEST_BYTES", 1_048_576, minimum=1024, maximum=64 * 1_048_576),
+        request_read_timeout_ms=reader.integer("REQUEST_READ_TIMEOUT", 10_000, minimum=100, maximum=600_000, unit=ms),
+        request_queue_limit=reader.integer("REQUEST_QUEUE_LIMIT", 64, minimum=1, maximum=100_000),
         auth_tokens=auth_tokens,
         auth_header=auth_header,
         require_auth=require_auth,

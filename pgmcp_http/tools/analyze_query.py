@@ -11,6 +11,7 @@ from pgmcp_http.planner.advice import selects_star
 from pgmcp_http.sqlguard import Refusal
 from pgmcp_http.tools.approval import approve
 from pgmcp_http.tools.plans import explain, hypopg_schema, hypothetical_index
+from pgmcp_http.tools.query import MAX_PARAMS
 from pgmcp_http.tools.spec import ToolContext, ToolError, ToolSpec
 
 __all__ = ["ANALYZE_QUERY"]
@@ -21,7 +22,7 @@ INPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "sql": {"type": "string", "description": "The statement to explain (without EXPLAIN)."},
-        "params": {"type": "array", "items": {},
+        "params": {"type": "array", "items": {}, "maxItems": MAX_PARAMS,
                    "description": "Values for $1..$n, as for the query tool. Leave out to see the generic plan "
                                   "(the one used whatever the values)."},
     },

@@ -9,7 +9,10 @@ from pgmcp_http.tools.approval import approve
 from pgmcp_http.tools.results import ROWS_OUTPUT_SCHEMA, rows_payload
 from pgmcp_http.tools.spec import ToolContext, ToolError, ToolSpec
 
-__all__ = ["QUERY"]
+__all__ = ["MAX_PARAMS", "QUERY"]
+
+MAX_PARAMS = 1000
+"""More values than any honest statement binds (PostgreSQL's own limit is 65,535)."""
 
 _DESCRIPTION = (
     "Run one read-only SQL statement (SELECT, VALUES, TABLE or SHOW) against the PostgreSQL database and "
@@ -29,6 +32,7 @@ INPUT_SCHEMA: dict[str, Any] = {
             "description": "Values for $1..$n, in order: strings, numbers, booleans, null; arrays and objects "
                            "are passed as JSON.",
             "items": {},
+            "maxItems": MAX_PARAMS,
         },
     },
     "required": ["sql"],

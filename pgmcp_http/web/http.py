@@ -9,7 +9,8 @@ from flask import Response, current_app, g
 
 from pgmcp_http.runtime import Runtime
 
-__all__ = ["forbidden_host", "forbidden_origin", "json_response", "note", "runtime", "secrets"]
+__all__ = ["MAX_JSON_DEPTH", "forbidden_host", "forbidden_origin", "json_response", "note", "runtime", "secrets",
+           "too_deep"]
 
 
 def runtime() -> Runtime:
@@ -55,6 +56,28 @@ def forbidden_host(host: str | None, bind_host: str) -> bool:
     bracket = name.find("]")
     hostname = name[:bracket + 1] if name.startswith("[") and bracket > 0 else name.rsplit(":", 1)[0]
     return hostname not in LOOPBACK_HOSTS
+
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a request may carry: no tool needs more, and deep nesting
+costs every later step (validation, logging) recursion."""
+
+
+def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``value`` nests arrays/objects more than ``limit`` levels deep (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict):
+            children = current.values()
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def forbidden_origin(origin: str | None, allowed: tuple[str, ...]) -> bool:

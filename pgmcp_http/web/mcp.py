@@ -15,7 +15,15 @@ from flask import Blueprint, Request, Response, request
 from pgmcp_http.protocol import Reply, RoutingHeaders
 from pgmcp_http.protocol.errors import INVALID_REQUEST, PARSE_ERROR
 from pgmcp_http.web.auth import authorize
-from pgmcp_http.web.http import forbidden_host, forbidden_origin, json_response, note, runtime
+from pgmcp_http.web.http import (
+    MAX_JSON_DEPTH,
+    forbidden_host,
+    forbidden_origin,
+    json_response,
+    note,
+    runtime,
+    too_deep,
+)
 
 __all__ = ["bp", "rpc_error"]
 
@@ -95,6 +103,9 @@ def post_mcp() -> Response:
         message: Any = orjson.loads(request.get_data(cache=False))
     except orjson.JSONDecodeError as exc:
         return rpc_error(400, PARSE_ERROR, f"Parse error: the body is not valid JSON ({exc.msg})")
+    if too_deep(message):
+        return rpc_error(400, INVALID_REQUEST, f"Invalid Request: the message nests arrays or objects more than "
+                                               f"{MAX_JSON_DEPTH} levels deep")
     reply = runtime().dispatcher.dispatch(message, _routing_headers(request))
     note(mcp_method=reply.method, mcp_version=reply.version, mcp_era=reply.era, tool=reply.tool,
          outcome=reply.outcome, rpc_error=reply.error_code)

@@ -16,7 +16,15 @@ from flask import Blueprint, Response, request
 from pgmcp_http.errors import NotFoundError
 from pgmcp_http.protocol import tool_entry, tool_result
 from pgmcp_http.web.auth import authorize
-from pgmcp_http.web.http import forbidden_host, forbidden_origin, json_response, note, runtime
+from pgmcp_http.web.http import (
+    MAX_JSON_DEPTH,
+    forbidden_host,
+    forbidden_origin,
+    json_response,
+    note,
+    runtime,
+    too_deep,
+)
 
 __all__ = ["bp"]
 
@@ -55,6 +63,8 @@ def tools_call() -> Response:
         body: Any = orjson.loads(request.get_data(cache=False))
     except orjson.JSONDecodeError as exc:
         return _client_error(400, f"the body is not valid JSON ({exc.msg})")
+    if too_deep(body):
+        return _client_error(400, f"the body nests arrays or objects more than {MAX_JSON_DEPTH} levels deep")
     if not isinstance(body, dict) or not isinstance(body.get("name"), str):
         return _client_error(400, 'the body must be {"name": "<tool>", "arguments": {...}}')
     arguments = body.get("arguments") or {}

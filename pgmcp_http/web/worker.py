@@ -1,0 +1,177 @@
+"""The gunicorn worker: gthread, plus two guards for a server that may face clients directly.
+
+1. **Threads only parse complete requests.** A plain gthread worker reads a
+   request's headers and body on one of its threads with blocking reads: a
+   client that trickles a byte every second (slow-loris) keeps that thread,
+   and a handful of such clients stop the worker. Here a thread takes
+   whatever bytes have arrived without blocking and, while the request is
+   incomplete, hands the connection back to the event loop (which holds it
+   without a thread) until more arrive. A request not complete within
+   ``REQUEST_READ_TIMEOUT`` of its first byte is dropped. The application
+   therefore never waits on a client's body, and a slow query is never cut.
+2. **A bound on requests waiting for a thread.** Requests beyond
+   ``REQUEST_QUEUE_LIMIT`` waiting in this worker are answered at once with
+   503 and ``Retry-After`` instead of joining a queue that grows without
+   bound while callers time out.
+
+(With gunicorn's own TLS, which this server does not use, the first guard
+steps aside: the bytes on the socket are TLS records, not HTTP.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import selectors
+import socket
+import threading
+import time
+from functools import partial
+from typing import Any
+
+import orjson
+from gunicorn.workers.gthread import _DEFER, ThreadWorker
+
+__all__ = ["GuardedThreadWorker", "RequestBuffer"]
+
+log = logging.getLogger(__name__)
+
+BUSY_CODE = -32000
+_CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:[ \t]*(\d+)[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_CHUNKED = re.compile(rb"^transfer-encoding[ \t]*:.*chunked", re.IGNORECASE | re.MULTILINE)
+_MAX_HEADER_BYTES = 64 * 1024
+
+
+class RequestBuffer:
+    """The bytes of one request received so far, and whether they make a whole request."""
+
+    def __init__(self, *, body_limit: int) -> None:
+        self.data = bytearray()
+        self.started = time.monotonic()
+        self.body_limit = body_limit
+
+    def complete(self) -> bool:
+        """True once headers and the body they announce have arrived (or the body is over the limit:
+        the application answers 413 from the headers alone)."""
+        end = self.data.find(b"\r\n\r\n")
+        if end < 0:
+            return len(self.data) > _MAX_HEADER_BYTES  # let gunicorn's parser refuse oversized headers
+        headers = bytes(self.data[:end + 2])
+        body = len(self.data) - end - 4
+        if _CHUNKED.search(headers):
+            return self.data.endswith(b"0\r\n\r\n") or body > self.body_limit
+        match = _CONTENT_LENGTH.search(headers)
+        wanted = int(match.group(1)) if match else 0
+        return wanted > self.body_limit or body >= wanted
+
+
+class GuardedThreadWorker(ThreadWorker):
+    """gthread whose threads never wait on a slow client, with a bounded wait for a thread."""
+
+    def init_process(self) -> None:
+        app = self.app.wsgi()
+        settings = app.extensions["pgmcp"].settings
+        self._read_timeout_s = settings.request_read_timeout_ms / 1000
+        self._queue_limit = settings.request_queue_limit
+        self._body_limit = app.config.get("MAX_CONTENT_LENGTH") or 1_048_576
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
+        self._last_busy_log = 0.0
+        super().init_process()
+
+    def enqueue_req(self, conn: Any) -> None:
+        with self._waiting_lock:
+            full = self._waiting >= self._queue_limit
+            if not full:
+                self._waiting += 1
+        if not full:
+            super().enqueue_req(conn)
+        elif not conn.data_ready and not conn.initialized:
+            self._wait_for_data(conn)  # just accepted: answer once it has said something
+        else:
+            self._refuse_busy(conn)
+
+    def _wait_for_data(self, conn: Any) -> None:
+        """Park a connection on the event loop until it is readable (gthread's own deferral)."""
+        conn.sock.setblocking(False)
+        conn.timeout = time.monotonic() + self.cfg.keepalive
+        self.pending_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
+
+    def handle(self, conn: Any) -> Any:
+        with self._waiting_lock:
+            self._waiting -= 1
+        if self.cfg.is_ssl or _has_read_ahead(conn):
+            return super().handle(conn)
+        state = self._gather(conn)
+        if state is not True:
+            return state
+        return super().handle(conn)
+
+    def _gather(self, conn: Any) -> Any:
+        """Take what has arrived without blocking. True when the request is whole (it is then handed to
+        gunicorn's parser), _DEFER to wait for more on the event loop, False to drop the connection."""
+        buffer: RequestBuffer | None = getattr(conn, "pgmcp_request", None)
+        if buffer is None:
+            buffer = conn.pgmcp_request = RequestBuffer(body_limit=self._body_limit)
+        conn.sock.setblocking(False)
+        try:
+            while True:
+                chunk = conn.sock.recv(65536)
+                if not chunk:
+                    return False  # the client went away
+                buffer.data += chunk
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            return _drop(conn)
+        if buffer.complete():
+            conn.pgmcp_request = None
+            conn.sock.setblocking(True)
+            conn.init()
+            conn.parser.unreader.unread(bytes(buffer.data))
+            conn.data_ready = True
+            return True
+        if time.monotonic() - buffer.started > self._read_timeout_s:
+            log.info("dropped a connection that did not send a whole request within REQUEST_READ_TIMEOUT "
+                     "(%d bytes in %.1f s)", len(buffer.data), time.monotonic() - buffer.started)
+            return _drop(conn)
+        conn.data_ready = False  # wait on the event loop, not on this thread
+        return _DEFER
+
+    def _refuse_busy(self, conn: Any) -> None:
+        """Answer 503 at once from the event loop, without a thread, and close the connection."""
+        message = (f"server busy: {self._queue_limit} requests are already waiting in this worker; retry in a "
+                   "moment (the operator can add workers or replicas, or raise REQUEST_QUEUE_LIMIT)")
+        body = orjson.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": BUSY_CODE, "message": message}})
+        head = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        with contextlib.suppress(OSError):
+            conn.sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                while conn.sock.recv(65536):  # take the request already sent, so closing sends no reset
+                    pass
+            conn.sock.send(head + body)
+            conn.sock.shutdown(socket.SHUT_WR)
+        self.nr_conns -= 1
+        conn.close()
+        now = time.monotonic()
+        if now - self._last_busy_log > 10:
+            self._last_busy_log = now
+            log.warning("answered 503 busy: more than REQUEST_QUEUE_LIMIT=%d requests were waiting for a thread",
+                        self._queue_limit)
+
+
+def _drop(conn: Any) -> bool:
+    """Close at once, from the worker thread: gunicorn's graceful close would linger on the event loop
+    reading whatever a slow client still sends."""
+    with contextlib.suppress(OSError):
+        conn.sock.close()
+    return False
+
+
+def _has_read_ahead(conn: Any) -> bool:
+    """A kept-alive connection whose parser already holds bytes of the next request (pipelining)."""
+    parser = getattr(conn, "parser", None)
+    return parser is not None and bool(parser.unreader.buf.getvalue())

@@ -1,0 +1,110 @@
+"""Limits that keep one client from stopping the server: slow senders, bursts, deep JSON, many params."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.helpers import request, start_server
+
+CALL = {"name": "query", "arguments": {"sql": "SELECT 1 AS one"}}
+HEADERS = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def small(pg, tmp_path_factory):
+    """One worker with two threads: easy to exhaust, so every guard is visible."""
+    server = start_server(pg.readonly_url, tmp_path_factory.mktemp("limits"), workers=1, threads=2,
+                          env={"REQUEST_READ_TIMEOUT": "1500", "REQUEST_QUEUE_LIMIT": "2"})
+    yield server
+    server.stop()
+
+
+def trickle(port: int, payload: bytes, pause: float, stop: threading.Event, closed: list[float]) -> None:
+    """Send ``payload`` a byte at a time; record when the server hangs up."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        for byte in payload:
+            if stop.is_set():
+                return
+            try:
+                sock.send(bytes([byte]))
+            except OSError:
+                closed.append(time.monotonic() - started)
+                return
+            time.sleep(pause)
+        sock.settimeout(5)
+        try:
+            if sock.recv(1024) == b"":
+                closed.append(time.monotonic() - started)
+        except OSError:
+            closed.append(time.monotonic() - started)
+
+
+@pytest.mark.parametrize("payload", [
+    b"POST /mcp/tools/call HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n",
+    b"POST /mcp/tools/call HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 60\r\n\r\n{\"name\": \"query\", ",
+], ids=["slow-headers", "slow-body"])
+def test_slow_clients_neither_block_others_nor_stay(small, payload):
+    stop = threading.Event()
+    closed: list[float] = []
+    clients = [threading.Thread(target=trickle, args=(small.port, payload, 0.2, stop, closed), daemon=True)
+               for _ in range(12)]
+    for client in clients:
+        client.start()
+    try:
+        time.sleep(0.5)
+        for _ in range(3):
+            started = time.monotonic()
+            status, _, body = request("POST", f"{small.base}/mcp/tools/call", CALL, HEADERS, timeout=10)
+            assert status == 200 and body["structuredContent"]["rows"] == [{"one": 1}]
+            assert time.monotonic() - started < 1.0
+        for client in clients:
+            client.join(timeout=10)
+        assert len(closed) == 12 and max(closed) < 4.0  # cut off after REQUEST_READ_TIMEOUT (1.5 s)
+    finally:
+        stop.set()
+
+
+def test_a_burst_beyond_the_queue_gets_a_fast_503(small):
+    slow = {"name": "query", "arguments": {"sql": "SELECT pg_sleep(1)"}}
+
+    def one(_: int) -> tuple[int, float, Any, dict[str, str]]:
+        started = time.monotonic()
+        status, headers, body = request("POST", f"{small.base}/mcp/tools/call", slow, HEADERS, timeout=20)
+        return status, time.monotonic() - started, body, headers
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(one, range(10)))
+    busy = [r for r in results if r[0] == 503]
+    served = [r for r in results if r[0] == 200]
+    assert busy and served and len(busy) + len(served) == 10
+    for _, seconds, body, headers in busy:
+        assert seconds < 0.5 and headers["retry-after"] == "1"
+        assert body["error"]["message"].startswith("server busy:") and "REQUEST_QUEUE_LIMIT" in body["error"]["message"]
+    assert request("POST", f"{small.base}/mcp/tools/call", CALL, HEADERS)[0] == 200
+
+
+def test_deeply_nested_json_is_refused(small):
+    deep: Any = 1
+    for _ in range(80):
+        deep = [deep]
+    status, _, body = request("POST", f"{small.base}/mcp/tools/call",
+                              {"name": "query", "arguments": {"sql": "SELECT 1", "params": [deep]}}, HEADERS)
+    assert status == 400 and "more than 64 levels deep" in body["error"]
+    message = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"deep": deep}}
+    status, _, body = request("POST", small.url, message, {**HEADERS, "Accept": "application/json"})
+    assert status == 400 and body["error"]["code"] == -32600 and "64 levels" in body["error"]["message"]
+
+
+def test_too_many_params_are_refused_before_the_database(small):
+    status, _, body = request("POST", f"{small.base}/mcp/tools/call",
+                              {"name": "query", "arguments": {"sql": "SELECT $1", "params": list(range(1001))}},
+                              HEADERS)
+    assert status == 200 and body["isError"] is True
+    assert "params" in body["content"][0]["text"] and "1000" in body["content"][0]["text"]
