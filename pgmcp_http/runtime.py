@@ -17,6 +17,7 @@ from mcp_types import methods as wire
 
 from pgmcp_http import SERVICE_NAME, __version__
 from pgmcp_http.catalog import Visibility, role_warnings
+from pgmcp_http.completions import Completions
 from pgmcp_http.config import Settings
 from pgmcp_http.db import ConnectOptions, Database, DatabaseError, Pool, Probe, RowLimits, open_connection
 from pgmcp_http.observability.cgroup import memory_limit_bytes
@@ -24,6 +25,7 @@ from pgmcp_http.observability.memory import memory_usage
 from pgmcp_http.observability.metrics import Metrics
 from pgmcp_http.observability.sampler import ProcessSampler
 from pgmcp_http.observability.slowlog import SlowCallLog
+from pgmcp_http.prompts import Prompts
 from pgmcp_http.protocol import Dispatcher, McpServer, ServerIdentity, SessionCodec
 from pgmcp_http.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS
 from pgmcp_http.resources import Resources
@@ -85,6 +87,8 @@ class Runtime:
                                     instructions=INSTRUCTIONS),
             tools=self.toolbox,
             resources=self.resources,
+            prompts=Prompts(schema_allowed=self.policy.schema_allowed),
+            completions=Completions(database=self.database, visibility=Visibility.from_policy(self.policy)),
         )
         self.sessions = SessionCodec(settings.session_secret, ttl_s=settings.session_ttl_s)
         self.dispatcher = Dispatcher(self.server, self.sessions)

@@ -32,6 +32,12 @@ class Visibility:
             return False
         return not any(entry in (table, f"{schema}.{table}") for entry in self.blocked_tables)
 
+    def blocked_lists(self) -> tuple[list[str], list[str]]:
+        """BLOCKED_TABLES as SQL arrays: names blocked in every schema, and ``schema.table`` entries."""
+        names = [entry for entry in self.blocked_tables if "." not in entry]
+        qualified = [entry for entry in self.blocked_tables if "." in entry]
+        return names, qualified
+
     def schema_filter(self) -> list[str] | None:
         """The schema list for ``= ANY(%s)`` filters; None means no restriction."""
         return list(self.allowed_schemas) if self.allowed_schemas else None

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-__all__ = ["ResourceProvider", "ToolDescription", "ToolProvider", "ToolResult"]
+__all__ = ["CompletionProvider", "PromptProvider", "ResourceProvider", "ToolDescription", "ToolProvider",
+           "ToolResult"]
 
 
 class ToolDescription(Protocol):
@@ -47,4 +48,19 @@ class ResourceProvider(Protocol):
 
     def read(self, uri: str) -> list[dict[str, Any]]:
         """The contents of ``uri``; NotFoundError when unknown or hidden."""
+        ...
+
+
+class PromptProvider(Protocol):
+    def list(self) -> list[dict[str, Any]]: ...
+
+    def get(self, name: str, arguments: dict[str, Any] | None) -> dict[str, Any]:
+        """A GetPromptResult; ValueError (bad arguments or unknown prompt) says why."""
+        ...
+
+
+class CompletionProvider(Protocol):
+    def complete(self, ref: dict[str, Any], argument: str, value: str,
+                 context: dict[str, str] | None) -> dict[str, Any]:
+        """The ``completion`` object; NotFoundError for an unknown reference or argument."""
         ...

@@ -24,7 +24,14 @@ from pgmcp_http.protocol.errors import (
     RESOURCE_NOT_FOUND,
     RpcError,
 )
-from pgmcp_http.protocol.providers import ResourceProvider, ToolDescription, ToolProvider, ToolResult
+from pgmcp_http.protocol.providers import (
+    CompletionProvider,
+    PromptProvider,
+    ResourceProvider,
+    ToolDescription,
+    ToolProvider,
+    ToolResult,
+)
 from pgmcp_http.protocol.shapes import shape_result
 from pgmcp_http.protocol.versions import MODERN_VERSIONS, at_least, negotiate
 
@@ -60,10 +67,13 @@ Handler = Callable[[dict[str, Any], CallContext], dict[str, Any]]
 class McpServer:
     """The method table of this server and the handlers behind it."""
 
-    def __init__(self, *, identity: ServerIdentity, tools: ToolProvider, resources: ResourceProvider) -> None:
+    def __init__(self, *, identity: ServerIdentity, tools: ToolProvider, resources: ResourceProvider,
+                 prompts: PromptProvider, completions: CompletionProvider) -> None:
         self.identity = identity
         self.tools = tools
         self.resources = resources
+        self.prompts = prompts
+        self.completions = completions
         self._handlers: dict[str, Handler] = {
             "ping": self._ping,
             "server/discover": self._discover,
@@ -72,12 +82,16 @@ class McpServer:
             "resources/list": self._resources_list,
             "resources/templates/list": self._resource_templates,
             "resources/read": self._resources_read,
+            "prompts/list": self._prompts_list,
+            "prompts/get": self._prompts_get,
+            "completion/complete": self._complete,
         }
 
     # -- entry points ------------------------------------------------------
 
     def capabilities(self) -> dict[str, Any]:
-        return {"tools": {"listChanged": False}, "resources": {"subscribe": False, "listChanged": False}}
+        return {"tools": {"listChanged": False}, "resources": {"subscribe": False, "listChanged": False},
+                "prompts": {"listChanged": False}, "completions": {}}
 
     def initialize(self, params: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
         """Answer ``initialize``: the negotiated revision and its result."""
@@ -151,6 +165,27 @@ class McpServer:
         except UnavailableError as exc:
             raise RpcError(INTERNAL_ERROR, str(exc)) from None
         return {"contents": contents}
+
+
+    def _prompts_list(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        return {"prompts": self.prompts.list()}
+
+    def _prompts_get(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        try:
+            return self.prompts.get(params["name"], params.get("arguments"))
+        except ValueError as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
+
+    def _complete(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        argument = params["argument"]
+        context = (params.get("context") or {}).get("arguments")
+        try:
+            completion = self.completions.complete(params["ref"], argument["name"], argument["value"], context)
+        except NotFoundError as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
+        except UnavailableError as exc:
+            raise RpcError(INTERNAL_ERROR, str(exc)) from None
+        return {"completion": completion}
 
 
 def _validate(method: str, version: str, params: Mapping[str, Any] | None) -> None:
