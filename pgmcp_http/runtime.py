@@ -19,7 +19,7 @@ from pgmcp_http import SERVICE_NAME, __version__
 from pgmcp_http.catalog import Visibility, role_warnings
 from pgmcp_http.completions import Completions
 from pgmcp_http.config import Settings
-from pgmcp_http.db import ConnectOptions, Database, DatabaseError, Pool, Probe, RowLimits, open_connection
+from pgmcp_http.db import Canceller, ConnectOptions, Database, DatabaseError, Pool, Probe, RowLimits, open_connection
 from pgmcp_http.observability.cgroup import memory_limit_bytes
 from pgmcp_http.observability.memory import memory_usage
 from pgmcp_http.observability.metrics import Metrics
@@ -27,6 +27,7 @@ from pgmcp_http.observability.sampler import ProcessSampler
 from pgmcp_http.observability.slowlog import SlowCallLog
 from pgmcp_http.prompts import Prompts
 from pgmcp_http.protocol import Dispatcher, McpServer, ServerIdentity, SessionCodec
+from pgmcp_http.protocol.cancellation import RequestTags
 from pgmcp_http.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS
 from pgmcp_http.resources import Resources
 from pgmcp_http.sqlguard import Guard, GuardPolicy
@@ -91,7 +92,10 @@ class Runtime:
             completions=Completions(database=self.database, visibility=Visibility.from_policy(self.policy)),
         )
         self.sessions = SessionCodec(settings.session_secret, ttl_s=settings.session_ttl_s)
-        self.dispatcher = Dispatcher(self.server, self.sessions)
+        self.dispatcher = Dispatcher(
+            self.server, self.sessions, tags=RequestTags(settings.session_secret),
+            canceller=Canceller(dsn=settings.database_url, libpq_params=settings.connect_kwargs(),
+                                timeout_s=settings.pool_connection_timeout_ms / 1000))
         self._database: Database | None = None
         self._database_pid = 0
         self._lock = threading.Lock()

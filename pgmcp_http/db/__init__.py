@@ -7,6 +7,7 @@ driver parameters), ``probe`` (the health check's own short connection). No
 Flask, no MCP.
 """
 
+from pgmcp_http.db.cancel import Canceller
 from pgmcp_http.db.connect import ConnectOptions, open_connection
 from pgmcp_http.db.database import Database
 from pgmcp_http.db.errors import (
@@ -25,6 +26,7 @@ from pgmcp_http.db.probe import Probe
 from pgmcp_http.db.run import Column, ResultSet, RowLimits, Transaction
 
 __all__ = [
+    "Canceller",
     "Column",
     "ConnectOptions",
     "ConnectionLost",

@@ -25,8 +25,9 @@ class Database:
 
     @contextmanager
     def transaction(self, *, timeout_ms: int | None = None, timeout_setting: str = "QUERY_TIMEOUT",
-                    ) -> Iterator[Transaction]:
-        """A read-only transaction (see :class:`Transaction`), always ended on exit."""
+                    tag: str | None = None) -> Iterator[Transaction]:
+        """A read-only transaction (see :class:`Transaction`), always ended on exit; ``tag`` names it
+        for cancellation (see :mod:`pgmcp_http.db.cancel`)."""
         with self.pool.connection() as conn, transaction(
             conn,
             read_only=True,
@@ -35,6 +36,7 @@ class Database:
             types=self.types,
             search_path=self.search_path,
             timeout_setting=timeout_setting,
+            tag=tag,
         ) as tx:
             yield tx
 

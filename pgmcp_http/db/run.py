@@ -25,6 +25,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions as ext
 
+from pgmcp_http.db.cancel import tagged_application_name
 from pgmcp_http.db.errors import ConnectionLost, DatabaseUnavailable, QueryCancelled, QueryFailed, QueryTimeout
 from pgmcp_http.db.types import TypeNames
 
@@ -71,8 +72,9 @@ class Transaction:
 
     def __init__(self, conn: ext.connection, *, read_only: bool, server_read_only: bool, timeout_ms: int,
                  types: TypeNames, search_path: tuple[str, ...] = (),
-                 timeout_setting: str = "QUERY_TIMEOUT") -> None:
+                 timeout_setting: str = "QUERY_TIMEOUT", tag: str | None = None) -> None:
         self.conn = conn
+        self.application_name = tagged_application_name(tag) if tag else None
         self.read_only = read_only or server_read_only
         self.server_read_only = server_read_only
         self.timeout_ms = timeout_ms
@@ -106,6 +108,8 @@ class Transaction:
         if self.search_path:
             path = ", ".join(_quote_ident(name) for name in self.search_path)
             text += f"SET LOCAL search_path = {path}; "
+        if self.application_name:  # hex tag, checked: lets notifications/cancelled find this backend
+            text += f"SET LOCAL application_name = '{self.application_name}'; "
         return text
 
     def _execute(self, cur: ext.cursor, sql: str, params: Params) -> None:
@@ -123,7 +127,8 @@ class Transaction:
         if isinstance(exc, psycopg2.errors.QueryCanceled):
             if "statement timeout" in str(exc):
                 return QueryTimeout(self.timeout_ms, self.timeout_setting)
-            return QueryCancelled("the statement was cancelled before it finished")
+            return QueryCancelled("the statement was cancelled before it finished (the client cancelled the "
+                                  "request, or an administrator stopped it)")
         diag = exc.diag
         return QueryFailed(
             diag.message_primary or _first_line(exc),
@@ -244,11 +249,11 @@ class Transaction:
 @contextmanager
 def transaction(conn: ext.connection, *, read_only: bool, server_read_only: bool, timeout_ms: int,
                 types: TypeNames, search_path: tuple[str, ...] = (),
-                timeout_setting: str = "QUERY_TIMEOUT") -> Iterator[Transaction]:
+                timeout_setting: str = "QUERY_TIMEOUT", tag: str | None = None) -> Iterator[Transaction]:
     """A transaction that is always ended: rolled back, or committed when the body asked for a write
     (:meth:`Transaction.make_writable`) and finished without an error."""
     tx = Transaction(conn, read_only=read_only, server_read_only=server_read_only, timeout_ms=timeout_ms,
-                     types=types, search_path=search_path, timeout_setting=timeout_setting)
+                     types=types, search_path=search_path, timeout_setting=timeout_setting, tag=tag)
     try:
         yield tx
     except BaseException:

@@ -14,6 +14,7 @@ from typing import Any
 
 from mcp_types import PROTOCOL_VERSION_META_KEY
 
+from pgmcp_http.protocol.cancellation import Canceller, RequestTags
 from pgmcp_http.protocol.envelope import RoutingHeaders, read_envelope, unsupported_version
 from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST, RpcError
 from pgmcp_http.protocol.server import CallContext, McpServer
@@ -67,9 +68,12 @@ def _is_valid_id(value: Any) -> bool:
 class Dispatcher:
     """Routes each message to the right era and method, holding no state between messages."""
 
-    def __init__(self, server: McpServer, sessions: SessionCodec) -> None:
+    def __init__(self, server: McpServer, sessions: SessionCodec, *, tags: RequestTags | None = None,
+                 canceller: Canceller | None = None) -> None:
         self.server = server
         self.sessions = sessions
+        self.tags = tags
+        self.canceller = canceller
 
     def dispatch(self, message: Any, headers: RoutingHeaders) -> Reply:
         if isinstance(message, list):
@@ -89,7 +93,7 @@ class Dispatcher:
             return _malformed("\"params\" must be an object", message.get("id"))
         era = self._era(method, params, headers)
         if not has_id:
-            return self._notification(method, era, headers)
+            return self._notification(method, era, headers, params)
         request_id = message["id"]
         if era == MODERN:
             return self._modern(request_id, method, params, headers)
@@ -108,20 +112,33 @@ class Dispatcher:
                 return MODERN
         return HANDSHAKE
 
-    def _notification(self, method: str, era: str, headers: RoutingHeaders) -> Reply:
+    def _notification(self, method: str, era: str, headers: RoutingHeaders,
+                      params: Mapping[str, Any] | None) -> Reply:
         if era == MODERN:
             requested = headers.protocol_version or ""
             if requested not in MODERN_VERSIONS:
                 return _error(None, unsupported_version(requested), era=era, method=method)
-            return Reply(body=None, era=era, method=method, version=requested)
+            outcome = self._cancel(method, params, _modern_scope(headers))
+            return Reply(body=None, era=era, method=method, version=requested, outcome=outcome)
         if headers.session_id is not None:
             try:
                 claims = self.sessions.verify(headers.session_id)
             except InvalidSession as exc:
                 return _error(None, RpcError(INVALID_REQUEST, f"{exc}; initialize again"), era=era,
                               method=method, rejection="unknown_session")
-            return Reply(body=None, era=era, method=method, version=claims.version)
+            outcome = self._cancel(method, params, _session_scope(claims.nonce))
+            return Reply(body=None, era=era, method=method, version=claims.version, outcome=outcome)
         return Reply(body=None, era=era, method=method)
+
+    def _cancel(self, method: str, params: Mapping[str, Any] | None, scope: str) -> str | None:
+        """For ``notifications/cancelled``: stop the caller's own request, wherever it runs."""
+        if method != "notifications/cancelled" or self.tags is None or self.canceller is None:
+            return None
+        request_id = (params or {}).get("requestId")
+        if not _is_valid_id(request_id):
+            return "ignored"  # a notification cannot be answered with an error
+        stopped = self.canceller.cancel(self.tags.tag(scope, request_id))
+        return "cancelled" if stopped else "not_running"
 
     def _modern(self, request_id: Any, method: str, params: Mapping[str, Any] | None,
                 headers: RoutingHeaders) -> Reply:
@@ -129,7 +146,8 @@ class Dispatcher:
             envelope = read_envelope(method, params, headers)
         except RpcError as exc:
             return _error(request_id, exc, era=MODERN, method=method, version=headers.protocol_version)
-        ctx = CallContext(era=MODERN, version=envelope.version, client_info=envelope.client_info)
+        ctx = CallContext(era=MODERN, version=envelope.version, client_info=envelope.client_info,
+                          cancel_tag=self._tag(method, _modern_scope(headers), request_id))
         return self._call(request_id, method, params, ctx)
 
     def _handshake(self, request_id: Any, method: str, params: Mapping[str, Any] | None,
@@ -154,8 +172,14 @@ class Dispatcher:
             return _error(request_id, RpcError(INVALID_REQUEST, f"MCP-Protocol-Version {headers.protocol_version} "
                                                f"does not match this session's revision {claims.version}"),
                           era=HANDSHAKE, method=method, version=claims.version, rejection="version_mismatch")
-        ctx = CallContext(era=HANDSHAKE, version=claims.version, session_nonce=claims.nonce)
+        ctx = CallContext(era=HANDSHAKE, version=claims.version, session_nonce=claims.nonce,
+                          cancel_tag=self._tag(method, _session_scope(claims.nonce), request_id))
         return self._call(request_id, method, params, ctx)
+
+    def _tag(self, method: str, scope: str, request_id: Any) -> str | None:
+        if method != "tools/call" or self.tags is None:
+            return None
+        return self.tags.tag(scope, request_id)
 
     def _call(self, request_id: Any, method: str, params: Mapping[str, Any] | None, ctx: CallContext) -> Reply:
         tool = params.get("name") if method == "tools/call" and isinstance(params, Mapping) else None
@@ -172,3 +196,13 @@ class Dispatcher:
             outcome = "error" if result.get("isError") else "ok"
         return Reply(body={"jsonrpc": "2.0", "id": request_id, "result": result}, era=ctx.era, method=method,
                      version=ctx.version, tool=tool if isinstance(tool, str) else None, outcome=outcome)
+
+
+def _session_scope(nonce: str) -> str:
+    return f"session:{nonce}"
+
+
+def _modern_scope(headers: RoutingHeaders) -> str:
+    """The 2026-07-28 era has no session: a request belongs to the credential that sent it
+    (every unauthenticated caller shares one scope)."""
+    return f"caller:{headers.caller or 'anonymous'}"

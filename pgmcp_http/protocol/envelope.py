@@ -36,6 +36,7 @@ class RoutingHeaders:
     name: str | None = None
     session_id: str | None = None
     duplicated: str | None = None
+    caller: str | None = None  # who authenticated (a credential's digest), for cancellation scopes
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ class ToolResult(Protocol):
 class ToolProvider(Protocol):
     def specs(self) -> Sequence[ToolDescription]: ...
 
-    def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
-        """Run a tool; raises NotFoundError for an unknown name."""
+    def call(self, name: str, arguments: dict[str, Any], *, tag: str | None = None) -> ToolResult:
+        """Run a tool; raises NotFoundError for an unknown name. ``tag`` names the call for cancellation."""
         ...
 
 

@@ -42,12 +42,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CallContext:
-    """Who is calling, in which era and revision."""
+    """Who is calling, in which era and revision; ``cancel_tag`` names this request for cancellation."""
 
     era: str
     version: str
     session_nonce: str | None = None
     client_info: Any = None
+    cancel_tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ class McpServer:
         name = params["name"]
         arguments = params.get("arguments") or {}
         try:
-            outcome = self.tools.call(name, arguments)
+            outcome = self.tools.call(name, arguments, tag=ctx.cancel_tag)
         except NotFoundError as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from None
         return tool_result(outcome, structured=at_least(ctx.version, "2025-06-18"))

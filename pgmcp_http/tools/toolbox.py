@@ -96,13 +96,14 @@ class Toolbox:
             return f"invalid arguments: {error.message}"
         return f"invalid argument `{where}`: {error.message}"
 
-    def call(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
-        """Run tool ``name``; raises UnknownTool, otherwise always returns an outcome."""
+    def call(self, name: str, arguments: dict[str, Any], *, tag: str | None = None) -> ToolOutcome:
+        """Run tool ``name``; raises UnknownTool, otherwise always returns an outcome. ``tag`` names the
+        call's transaction so that ``notifications/cancelled`` can stop it from any worker."""
         spec = self.get(name)
         started = time.perf_counter()
         outcome = "internal_error"  # what the observers hear if a bug escapes below
         try:
-            result = self._call(spec, arguments)
+            result = self._call(spec, arguments, tag)
             outcome = result.outcome
             return result
         finally:
@@ -110,14 +111,14 @@ class Toolbox:
             for observer in self._observers:
                 observer.tool_called(name, arguments, outcome, seconds)
 
-    def _call(self, spec: ToolSpec, arguments: dict[str, Any]) -> ToolOutcome:
+    def _call(self, spec: ToolSpec, arguments: dict[str, Any], tag: str | None) -> ToolOutcome:
         name = spec.name
         problem = self.validate(name, arguments)
         if problem is not None:
             return _failure(problem, "invalid_arguments")
         for attempt in (1, 2):
             try:
-                return self._run_once(spec, arguments)
+                return self._run_once(spec, arguments, tag)
             except ConnectionLost as exc:
                 # A pooled connection died (e.g. PostgreSQL restarted): nothing was
                 # committed, so one retry on a fresh connection is safe.
@@ -126,9 +127,9 @@ class Toolbox:
                 log.info("retrying tool %s on a fresh connection: %s", name, exc)
         raise AssertionError("unreachable")
 
-    def _run_once(self, spec: ToolSpec, arguments: dict[str, Any]) -> ToolOutcome:
+    def _run_once(self, spec: ToolSpec, arguments: dict[str, Any], tag: str | None) -> ToolOutcome:
         try:
-            with self._database().transaction() as tx:
+            with self._database().transaction(tag=tag) as tx:
                 data = spec.run(tx, arguments, self.context)
             return ToolOutcome(outcome="ok", data=data)
         except ConnectionLost:

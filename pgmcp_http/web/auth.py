@@ -17,7 +17,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
-from flask import Request, Response, current_app, request
+from flask import Request, Response, current_app, g, request
 
 from pgmcp_http.web.http import json_response, note, runtime
 
@@ -83,11 +83,19 @@ def challenge(req: Request, tokens: TokenSet, header: str) -> Response | None:
 
 
 def authorize() -> Response | None:
-    """``before_request`` for the protected blueprints: None to go on, or the 401 to send."""
+    """``before_request`` for the protected blueprints: None to go on, or the 401 to send.
+
+    An accepted request records who it is (``g.caller``: a short digest of its
+    token, never the token) so that it can cancel its own requests and only those.
+    """
     tokens: TokenSet = current_app.extensions[TOKENS_KEY]
     if not tokens:
         return None
-    refusal = challenge(request, tokens, runtime().settings.auth_header)
+    header = runtime().settings.auth_header
+    refusal = challenge(request, tokens, header)
     if refusal is not None:
         note(outcome="unauthorized")
-    return refusal
+        return refusal
+    g.caller = next(_digest(value).hex()[:16] for value in presented_credentials(request, header)
+                    if tokens.matches(value))
+    return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Blueprint, Request, Response, request
+from flask import Blueprint, Request, Response, g, request
 
 from pgmcp_http.protocol import Reply, RoutingHeaders
 from pgmcp_http.protocol.errors import INVALID_REQUEST, PARSE_ERROR
@@ -64,6 +64,7 @@ def _routing_headers(req: Request) -> RoutingHeaders:
         name=req.headers.get("Mcp-Name"),
         session_id=req.headers.get("Mcp-Session-Id"),
         duplicated=duplicated,
+        caller=g.get("caller"),
     )
 
 

@@ -1,0 +1,68 @@
+"""Stopping a tagged statement from any process: ``pg_cancel_backend`` on a short connection of its own.
+
+The canceller never borrows a pool slot (the pool may be full of the very
+queries a client wants to stop). It finds the backend whose transaction
+carries the tag as ``application_name`` (see :meth:`Transaction._preamble`)
+and is run by the same role, so it can only stop this server's own work.
+A statement that has already finished is simply not found.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+
+import psycopg2
+
+from pgmcp_http.db.connect import APPLICATION_NAME
+
+__all__ = ["TAG_PREFIX", "Canceller", "tagged_application_name"]
+
+log = logging.getLogger(__name__)
+
+TAG_PREFIX = f"{APPLICATION_NAME}/"
+_TAG = re.compile(r"^[0-9a-f]{8,48}$")
+
+_CANCEL_SQL = """
+SELECT count(*) FILTER (WHERE pg_catalog.pg_cancel_backend(pid)) AS cancelled
+FROM pg_catalog.pg_stat_activity
+WHERE application_name = %(name)s AND usename = current_user AND pid <> pg_catalog.pg_backend_pid()
+"""
+
+
+def tagged_application_name(tag: str) -> str:
+    """The ``application_name`` a tagged transaction runs under (the tag must be hex)."""
+    if not _TAG.match(tag):
+        raise ValueError(f"invalid request tag {tag!r}")
+    return TAG_PREFIX + tag
+
+
+class Canceller:
+    """Cancels tagged statements over a fresh connection, within ``timeout_s``."""
+
+    def __init__(self, *, dsn: str, libpq_params: dict[str, str], timeout_s: float) -> None:
+        self._dsn = dsn
+        self._libpq_params = libpq_params
+        self._timeout_s = timeout_s
+
+    def cancel(self, tag: str) -> int:
+        name = tagged_application_name(tag)
+        try:
+            conn = psycopg2.connect(self._dsn, application_name=f"{APPLICATION_NAME}-cancel",
+                                    connect_timeout=max(2, math.ceil(self._timeout_s)), **self._libpq_params)
+        except psycopg2.OperationalError as exc:
+            log.warning("could not cancel a request: %s", str(exc).strip().splitlines()[0])
+            return 0
+        try:
+            with conn.cursor() as cur:  # one transaction, so the timeout stays local behind a pooler too
+                cur.execute("SET LOCAL statement_timeout = %s", (f"{max(1, int(self._timeout_s * 1000))}ms",))
+                cur.execute(_CANCEL_SQL, {"name": name})
+                (count,) = cur.fetchone()
+            conn.rollback()
+            return int(count)
+        except psycopg2.Error as exc:
+            log.warning("could not cancel a request: %s", str(exc).strip().splitlines()[0])
+            return 0
+        finally:
+            conn.close()
