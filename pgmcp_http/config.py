@@ -80,6 +80,9 @@ VARIABLES: tuple[Variable, ...] = (
              "callers may call; every other one is refused"),
     Variable("MAX_ROWS", "1000", "rows a query returns at most (the rest is reported as truncated)"),
     Variable("MAX_RESULT_BYTES", "1048576", "bytes of row data a query returns at most"),
+    Variable("MAX_QUERY_COST", "(none)", "planner total cost above which a statement is refused before it runs"),
+    Variable("MAX_ESTIMATED_ROWS", "(none)", "planner row estimate above which a statement is refused before it "
+             "runs"),
     Variable("WEB_CONCURRENCY", "2", "gunicorn worker processes"),
     Variable("THREADS", "4", "threads per worker"),
     Variable("SESSION_SECRET", "(random per container)",
@@ -137,6 +140,8 @@ class Settings:
     allowed_definer_functions: tuple[str, ...] = ()
     max_rows: int = 1000
     max_result_bytes: int = 1_048_576
+    max_query_cost: float | None = None
+    max_estimated_rows: float | None = None
     workers: int = 2
     threads: int = 4
     session_secret: bytes = field(default=b"", repr=False)
@@ -220,6 +225,19 @@ class _Reader:
         if lowered in _FALSE:
             return False
         raise ConfigError(f"{name}={value!r} is not a boolean; use true or false")
+
+    def positive_number(self, name: str) -> float | None:
+        """An optional number above zero (planner costs and row estimates are fractional)."""
+        value = self.raw(name)
+        if value is None:
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{name}={value!r} is not a number") from None
+        if not number > 0 or number == float("inf"):
+            raise ConfigError(f"{name}={value!r} must be a number above 0 (unset it for no ceiling)")
+        return number
 
     def integer(self, name: str, default: int, *, minimum: int, maximum: int | None = None,
                 unit: str = "") -> int:
@@ -467,6 +485,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         allowed_definer_functions=reader.names("ALLOWED_DEFINER_FUNCTIONS", qualified=True, what="function"),
         max_rows=reader.integer("MAX_ROWS", 1000, minimum=1, maximum=1_000_000),
         max_result_bytes=reader.integer("MAX_RESULT_BYTES", 1_048_576, minimum=1024, maximum=64 * 1_048_576),
+        max_query_cost=reader.positive_number("MAX_QUERY_COST"),
+        max_estimated_rows=reader.positive_number("MAX_ESTIMATED_ROWS"),
         workers=workers,
         threads=reader.integer("THREADS", 4, minimum=1, maximum=256),
         session_secret=secret_text.encode() if secret_text else _container_secret(),

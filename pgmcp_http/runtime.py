@@ -32,6 +32,7 @@ from pgmcp_http.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS
 from pgmcp_http.resources import Resources
 from pgmcp_http.sqlguard import Guard, GuardPolicy
 from pgmcp_http.tools import Toolbox, ToolContext, builtin_tools
+from pgmcp_http.tools.spec import CostCeiling
 
 __all__ = ["INSTRUCTIONS", "Runtime"]
 
@@ -79,6 +80,7 @@ class Runtime:
                 policy=self.policy,
                 limits=RowLimits(max_rows=settings.max_rows, max_bytes=settings.max_result_bytes),
                 read_only=settings.read_only,
+                ceiling=CostCeiling(max_cost=settings.max_query_cost, max_rows=settings.max_estimated_rows),
             ),
             observers=(self.metrics, SlowCallLog(settings.slow_query_ms)),
         )

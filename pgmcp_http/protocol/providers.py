@@ -29,6 +29,7 @@ class ToolResult(Protocol):
     data: dict[str, Any] | None
     error: str | None
     outcome: str
+    texts: list[str] | None  # the text content, when the tool rendered its data itself
 
 
 class ToolProvider(Protocol):

@@ -219,14 +219,13 @@ def tool_entry(spec: ToolDescription) -> dict[str, Any]:
 
 
 def tool_result(outcome: ToolResult, *, structured: bool) -> dict[str, Any]:
-    """A CallToolResult: the JSON as text for every client, plus structuredContent where defined."""
+    """A CallToolResult: the tool's text (its data as JSON unless it rendered it, e.g. as CSV) for every
+    client, plus structuredContent where the revision defines it."""
     if outcome.is_error:
         return {"content": [{"type": "text", "text": outcome.error or "error"}], "isError": True}
     data = outcome.data or {}
-    result: dict[str, Any] = {
-        "content": [{"type": "text", "text": orjson.dumps(data).decode("utf-8")}],
-        "isError": False,
-    }
+    texts = outcome.texts or [orjson.dumps(data).decode("utf-8")]
+    result: dict[str, Any] = {"content": [{"type": "text", "text": text} for text in texts], "isError": False}
     if structured:
         result["structuredContent"] = data
     return result

@@ -6,6 +6,8 @@ from typing import Any
 
 from pgmcp_http.db import ParamError, Transaction, bind
 from pgmcp_http.tools.approval import approve
+from pgmcp_http.tools.ceiling import enforce_ceiling
+from pgmcp_http.tools.formats import DEFAULT_FORMAT, FORMATS, render
 from pgmcp_http.tools.results import ROWS_OUTPUT_SCHEMA, rows_payload
 from pgmcp_http.tools.spec import ToolContext, ToolError, ToolSpec
 
@@ -34,10 +36,24 @@ INPUT_SCHEMA: dict[str, Any] = {
             "items": {},
             "maxItems": MAX_PARAMS,
         },
+        "format": {
+            "type": "string",
+            "enum": list(FORMATS),
+            "default": DEFAULT_FORMAT,
+            "description": "How the rows are written in the text you read: json (objects, the default), columns "
+                           "(column names once, rows as arrays: fewer tokens), table (Markdown; an empty cell is "
+                           "NULL, quoted cells are JSON strings) or csv (an empty unquoted field is NULL). "
+                           "structuredContent is the same in every format.",
+        },
     },
     "required": ["sql"],
     "additionalProperties": False,
 }
+
+
+def render_rows(data: dict[str, Any], args: dict[str, Any]) -> list[str]:
+    """The text items for the ``format`` the caller asked for."""
+    return render(data, args.get("format") or DEFAULT_FORMAT)
 
 
 def run_query(tx: Transaction, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
@@ -46,6 +62,7 @@ def run_query(tx: Transaction, args: dict[str, Any], ctx: ToolContext) -> dict[s
         params = bind(args.get("params") or [], approved.param_count)
     except ParamError as exc:
         raise ToolError(str(exc)) from None
+    enforce_ceiling(tx, approved, params, ctx.ceiling)
     if approved.kind == "write":
         tx.make_writable()
     result = tx.fetch(approved.text, params, ctx.limits, server_cursor=approved.server_cursor)
@@ -67,6 +84,7 @@ QUERY = ToolSpec(
     input_schema=INPUT_SCHEMA,
     output_schema=ROWS_OUTPUT_SCHEMA,
     run=run_query,
+    render=render_rows,
 )
 
 
@@ -77,4 +95,4 @@ def query_tool(*, read_only: bool) -> ToolSpec:
     annotations = dict(QUERY.annotations, readOnlyHint=False, destructiveHint=True, idempotentHint=False)
     return ToolSpec(name=QUERY.name, title=QUERY.title, description=_write_mode_description(False),
                     input_schema=INPUT_SCHEMA, output_schema=ROWS_OUTPUT_SCHEMA, run=run_query,
-                    annotations=annotations)
+                    annotations=annotations, render=render_rows)

@@ -13,7 +13,7 @@ from typing import Any
 from pgmcp_http.db import RowLimits, Transaction
 from pgmcp_http.sqlguard import Guard, GuardPolicy
 
-__all__ = ["ToolContext", "ToolError", "ToolFn", "ToolSpec", "READ_ONLY_ANNOTATIONS"]
+__all__ = ["READ_ONLY_ANNOTATIONS", "CostCeiling", "RenderFn", "ToolContext", "ToolError", "ToolFn", "ToolSpec"]
 
 
 class ToolError(Exception):
@@ -26,6 +26,20 @@ class ToolError(Exception):
 
 
 @dataclass(frozen=True)
+class CostCeiling:
+    """Planner total cost and estimated rows a statement may reach (None: no limit on that); see
+    :mod:`pgmcp_http.tools.ceiling`."""
+
+    max_cost: float | None = None
+    max_rows: float | None = None
+    setting: str = "MAX_QUERY_COST"
+    rows_setting: str = "MAX_ESTIMATED_ROWS"
+
+    def __bool__(self) -> bool:
+        return self.max_cost is not None or self.max_rows is not None
+
+
+@dataclass(frozen=True)
 class ToolContext:
     """What every tool may consult besides its arguments: the guard and the limits."""
 
@@ -33,9 +47,12 @@ class ToolContext:
     policy: GuardPolicy
     limits: RowLimits
     read_only: bool
+    ceiling: CostCeiling = field(default_factory=CostCeiling)
 
 
 ToolFn = Callable[[Transaction, dict[str, Any], ToolContext], dict[str, Any]]
+RenderFn = Callable[[dict[str, Any], dict[str, Any]], list[str]]
+"""(data, arguments) → the text items a model reads; None on a spec means the data as JSON."""
 
 READ_ONLY_ANNOTATIONS: dict[str, Any] = {
     "readOnlyHint": True,
@@ -56,3 +73,4 @@ class ToolSpec:
     run: ToolFn
     output_schema: dict[str, Any] | None = None
     annotations: dict[str, Any] = field(default_factory=lambda: dict(READ_ONLY_ANNOTATIONS))
+    render: RenderFn | None = None

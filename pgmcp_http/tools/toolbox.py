@@ -48,6 +48,7 @@ class ToolOutcome:
     outcome: str
     data: dict[str, Any] | None = None
     error: str | None = None
+    texts: list[str] | None = None  # the text content when the tool renders its data (e.g. as CSV)
 
     @property
     def is_error(self) -> bool:
@@ -131,7 +132,8 @@ class Toolbox:
         try:
             with self._database().transaction(tag=tag) as tx:
                 data = spec.run(tx, arguments, self.context)
-            return ToolOutcome(outcome="ok", data=data)
+            texts = spec.render(data, arguments) if spec.render is not None else None
+            return ToolOutcome(outcome="ok", data=data, texts=texts)
         except ConnectionLost:
             raise
         except Refusal as exc:
