@@ -50,12 +50,15 @@ def forbidden_host(host: str | None, bind_host: str) -> bool:
     A DNS-rebinding page makes a browser send ``Host: attacker.example`` to
     127.0.0.1; a server bound to loopback only ever has loopback names.
     """
-    if bind_host not in LOOPBACK_BINDS:
-        return False
-    name = (host or "").strip().lower()
+    return bind_host in LOOPBACK_BINDS and not _loopback_name(host or "")
+
+
+def _loopback_name(host: str) -> bool:
+    """Whether ``host`` (``name``, ``name:port`` or ``[v6]:port``) names this machine."""
+    name = host.strip().lower()
     bracket = name.find("]")
     hostname = name[:bracket + 1] if name.startswith("[") and bracket > 0 else name.rsplit(":", 1)[0]
-    return hostname not in LOOPBACK_HOSTS
+    return hostname in LOOPBACK_HOSTS
 
 
 MAX_JSON_DEPTH = 64
@@ -80,10 +83,27 @@ def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def forbidden_origin(origin: str | None, allowed: tuple[str, ...]) -> bool:
-    """True when a browser ``Origin`` is present and not in ALLOWED_ORIGINS (DNS-rebinding protection).
+def forbidden_origin(origin: str | None, allowed: tuple[str, ...], bind_host: str) -> bool:
+    """True when a browser ``Origin`` is present and not allowed (DNS-rebinding protection).
 
-    Clients that are not browsers (SDKs, the federation) send no Origin and are
-    not affected.
+    Allowed: the Origins in ALLOWED_ORIGINS and, while the server listens on
+    loopback only, any loopback origin (``http://localhost:6274``,
+    ``http://127.0.0.1:3401``...): a page served from this very machine, which is
+    also what the MCP SDKs allow a local server by default. A rebinding page
+    keeps its own, non-loopback Origin. Clients that are not browsers (SDKs, the
+    federation) send no Origin and are not affected.
     """
-    return origin is not None and origin.rstrip("/") not in allowed
+    if origin is None:
+        return False
+    origin = origin.rstrip("/")
+    if origin in allowed:
+        return False
+    return not (bind_host in LOOPBACK_BINDS and _loopback_origin(origin))
+
+
+def _loopback_origin(origin: str) -> bool:
+    """``http(s)://`` + a loopback host name, with or without a port, and nothing more."""
+    scheme, sep, authority = origin.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not authority or "/" in authority or "@" in authority:
+        return False
+    return _loopback_name(authority)

@@ -82,7 +82,7 @@ def _status(reply: Reply) -> int:
 def _check_origin() -> Response | None:
     settings = runtime().settings
     origin = request.headers.get("Origin")
-    if forbidden_origin(origin, settings.allowed_origins):
+    if forbidden_origin(origin, settings.allowed_origins, settings.host):
         return rpc_error(403, INVALID_REQUEST, f"Origin {origin} is not allowed; the operator can add it to "
                                                "ALLOWED_ORIGINS")
     if forbidden_host(request.host, settings.host):

@@ -39,7 +39,7 @@ def _client_error(status: int, message: str) -> Response:
 def _check_origin() -> Response | None:
     settings = runtime().settings
     origin = request.headers.get("Origin")
-    if forbidden_origin(origin, settings.allowed_origins):
+    if forbidden_origin(origin, settings.allowed_origins, settings.host):
         return _client_error(403, f"Origin {origin} is not allowed; the operator can add it to ALLOWED_ORIGINS")
     if forbidden_host(request.host, settings.host):
         return _client_error(403, "this server listens on loopback only and answers loopback host names only "
