@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg2
 from psycopg2.extensions import parse_dsn
 
-__all__ = ["VARIABLES", "ConfigError", "Settings", "Variable", "load_settings", "settings_or_exit"]
+__all__ = ["TOOL_NAME", "VARIABLES", "ConfigError", "Settings", "Variable", "load_settings", "settings_or_exit"]
 
 
 class ConfigError(ValueError):
@@ -80,6 +80,7 @@ VARIABLES: tuple[Variable, ...] = (
              "callers may call; every other one is refused"),
     Variable("MAX_ROWS", "1000", "rows a query returns at most (the rest is reported as truncated)"),
     Variable("MAX_RESULT_BYTES", "1048576", "bytes of row data a query returns at most"),
+    Variable("DISABLE_TOOLS", "(none)", "comma-separated built-in tools not to offer (e.g. `query`)"),
     Variable("MAX_QUERY_COST", "(none)", "planner total cost above which a statement is refused before it runs"),
     Variable("MAX_ESTIMATED_ROWS", "(none)", "planner row estimate above which a statement is refused before it "
              "runs"),
@@ -140,6 +141,7 @@ class Settings:
     allowed_definer_functions: tuple[str, ...] = ()
     max_rows: int = 1000
     max_result_bytes: int = 1_048_576
+    disabled_tools: tuple[str, ...] = ()
     max_query_cost: float | None = None
     max_estimated_rows: float | None = None
     workers: int = 2
@@ -432,6 +434,23 @@ def _auth(reader: _Reader) -> tuple[tuple[str, ...], str, bool]:
     return tuple(dict.fromkeys(tokens)), header, require
 
 
+# MCP tool names: 1 to 128 of A-Z a-z 0-9 _ - . (the 2025-11-25 revision's rule).
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+def _disabled_tools(reader: _Reader) -> tuple[str, ...]:
+    """DISABLE_TOOLS as tool names; whether each names a built-in tool is checked where those are known."""
+    value = reader.raw("DISABLE_TOOLS")
+    if value is None:
+        return ()
+    names = [item.strip() for item in value.split(",") if item.strip()]
+    for name in names:
+        if not TOOL_NAME.match(name):
+            raise ConfigError(f"DISABLE_TOOLS: {name!r} is not a tool name; list built-in tools separated by "
+                              "commas, e.g. DISABLE_TOOLS=query,analyze_query")
+    return tuple(dict.fromkeys(names))
+
+
 def _port(reader: _Reader) -> int:
     name = "PORT" if reader.raw("PORT") is not None else "HEALTH_PORT"
     return reader.integer(name, 3401, minimum=1, maximum=65535)
@@ -485,6 +504,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         allowed_definer_functions=reader.names("ALLOWED_DEFINER_FUNCTIONS", qualified=True, what="function"),
         max_rows=reader.integer("MAX_ROWS", 1000, minimum=1, maximum=1_000_000),
         max_result_bytes=reader.integer("MAX_RESULT_BYTES", 1_048_576, minimum=1024, maximum=64 * 1_048_576),
+        disabled_tools=_disabled_tools(reader),
         max_query_cost=reader.positive_number("MAX_QUERY_COST"),
         max_estimated_rows=reader.positive_number("MAX_ESTIMATED_ROWS"),
         workers=workers,

@@ -31,10 +31,10 @@ from pgmcp_http.protocol.cancellation import RequestTags
 from pgmcp_http.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS
 from pgmcp_http.resources import Resources
 from pgmcp_http.sqlguard import Guard, GuardPolicy
-from pgmcp_http.tools import Toolbox, ToolContext, builtin_tools
+from pgmcp_http.tools import Toolbox, ToolContext, server_tools
 from pgmcp_http.tools.spec import CostCeiling
 
-__all__ = ["INSTRUCTIONS", "Runtime"]
+__all__ = ["CURATED_INSTRUCTIONS", "INSTRUCTIONS", "Runtime"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,11 @@ INSTRUCTIONS = (
     "Read-only access to a PostgreSQL database. Start with list_tables, then describe_table for the tables "
     "you need; write one SELECT per query call with $1..$n params for values; use analyze_query to see why "
     "a query is slow. Results are capped (see `truncated`): prefer aggregates and LIMIT."
+)
+CURATED_INSTRUCTIONS = (
+    "Access to a PostgreSQL database through the tools listed here; free-form SQL is switched off on this "
+    "server. Pick the tool whose description fits the question and pass its typed arguments. Results are "
+    "capped (see `truncated`)."
 )
 
 
@@ -52,7 +57,7 @@ class Runtime:
         self.settings = settings
         self.started_at = time.time()
         self.memory_limit = memory_limit_bytes()
-        tools = builtin_tools(read_only=settings.read_only)
+        tools = server_tools(read_only=settings.read_only, disabled=settings.disabled_tools)
         self.metrics = Metrics(
             multiprocess_dir=settings.metrics_dir,
             tools=[spec.name for spec in tools],
@@ -87,7 +92,8 @@ class Runtime:
         self.resources = Resources(database=self.database, visibility=Visibility.from_policy(self.policy))
         self.server = McpServer(
             identity=ServerIdentity(name=SERVICE_NAME, title="PostgreSQL MCP Server", version=__version__,
-                                    instructions=INSTRUCTIONS),
+                                    instructions=INSTRUCTIONS if any(spec.name == "query" for spec in tools)
+                                    else CURATED_INSTRUCTIONS),
             tools=self.toolbox,
             resources=self.resources,
             prompts=Prompts(schema_allowed=self.policy.schema_allowed),
