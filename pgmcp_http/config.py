@@ -71,6 +71,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SSL_CERT_PATH", "", "client certificate file (libpq sslcert)"),
     Variable("SSL_KEY_PATH", "", "client private key file (libpq sslkey); must not be group/world readable"),
     Variable("SSL_CA_PATH", "", "CA certificate file to verify the server (libpq sslrootcert)"),
+    Variable("DB_AUTH", "password", "password, aws-iam (RDS IAM tokens) or gcp-iam (Cloud SQL IAM tokens)"),
+    Variable("DB_PASSWORD_FILE", "", "file holding the database password, read again for every new connection"),
+    Variable("AWS_REGION", "(AWS_DEFAULT_REGION)", "region of the RDS instance, for DB_AUTH=aws-iam"),
     Variable("MAX_QUERY_LENGTH", "10000", "longest SQL text accepted, in characters"),
     Variable("ALLOWED_SCHEMAS", "(all)", "comma-separated schemas tools may read; unquoted names fold to lower "
              "case, quote mixed case (`\"Sales\"`)"),
@@ -139,6 +142,10 @@ class Settings:
     allowed_schemas: tuple[str, ...] = ()
     blocked_tables: tuple[str, ...] = ()
     allowed_definer_functions: tuple[str, ...] = ()
+    db_auth: str = "password"
+    database_url_file: str | None = None
+    db_password_file: str | None = None
+    aws_region: str | None = None
     max_rows: int = 1000
     max_result_bytes: int = 1_048_576
     disabled_tools: tuple[str, ...] = ()
@@ -346,6 +353,16 @@ def _database_url(reader: _Reader) -> tuple[str, tuple[str, ...]]:
             "DATABASE_URL is not set; set it (or DATABASE_URL_FILE) to the database to serve, "
             "or use `make run` for a local sample database"
         )
+    return _clean_url(url)
+
+
+def clean_database_url(url: str) -> str:
+    """A DATABASE_URL read again at run time (a rotated DATABASE_URL_FILE), cleaned and checked the same
+    way as at start-up; ConfigError when it is not a connection string."""
+    return _clean_url(url)[0]
+
+
+def _clean_url(url: str) -> tuple[str, tuple[str, ...]]:
     ignored: list[str] = []
     if url.startswith(("postgresql://", "postgres://")):
         parts = urlsplit(url)
@@ -451,6 +468,25 @@ def _disabled_tools(reader: _Reader) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _db_auth(reader: _Reader, *, url_params: Mapping[str, str], ssl_mode: str | None,
+             ) -> tuple[str, str | None, str | None]:
+    """DB_AUTH, DB_PASSWORD_FILE and the AWS region, checked together."""
+    mode = reader.choice("DB_AUTH", ("password", "aws-iam", "gcp-iam")) or "password"
+    password_file = reader.path("DB_PASSWORD_FILE")
+    region = reader.raw("AWS_REGION") or reader.raw("AWS_DEFAULT_REGION")
+    if mode != "password" and (password_file is not None or url_params.get("password")):
+        raise ConfigError(f"DB_AUTH={mode} makes its own passwords; remove DB_PASSWORD_FILE and the password "
+                          "from DATABASE_URL")
+    if mode == "aws-iam":
+        if not region:
+            raise ConfigError("DB_AUTH=aws-iam needs AWS_REGION (the RDS instance's region)")
+        effective = ssl_mode or url_params.get("sslmode") or "prefer"
+        if effective not in ("require", "verify-ca", "verify-full"):
+            raise ConfigError(f"DB_AUTH=aws-iam needs TLS: sslmode is {effective}; set SSL_MODE=verify-full with "
+                              "SSL_CA_PATH (the RDS CA bundle), or at least SSL_MODE=require")
+    return mode, password_file, region
+
+
 def _port(reader: _Reader) -> int:
     name = "PORT" if reader.raw("PORT") is not None else "HEALTH_PORT"
     return reader.integer(name, 3401, minimum=1, maximum=65535)
@@ -461,6 +497,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     reader = _Reader(os.environ if environ is None else environ)
     database_url, ignored = _database_url(reader)
     ssl_mode, ssl_cert, ssl_key, ssl_ca = _ssl(reader, url_params=parse_dsn(database_url))
+    db_auth, db_password_file, aws_region = _db_auth(reader, url_params=parse_dsn(database_url), ssl_mode=ssl_mode)
     auth_tokens, auth_header, require_auth = _auth(reader)
 
     ms = " (milliseconds)"
@@ -502,6 +539,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         allowed_schemas=reader.names("ALLOWED_SCHEMAS"),
         blocked_tables=reader.names("BLOCKED_TABLES", qualified=True),
         allowed_definer_functions=reader.names("ALLOWED_DEFINER_FUNCTIONS", qualified=True, what="function"),
+        db_auth=db_auth,
+        database_url_file=reader.raw("DATABASE_URL_FILE"),
+        db_password_file=db_password_file,
+        aws_region=aws_region,
         max_rows=reader.integer("MAX_ROWS", 1000, minimum=1, maximum=1_000_000),
         max_result_bytes=reader.integer("MAX_RESULT_BYTES", 1_048_576, minimum=1024, maximum=64 * 1_048_576),
         disabled_tools=_disabled_tools(reader),

@@ -18,8 +18,9 @@ from mcp_types import methods as wire
 from pgmcp_http import SERVICE_NAME, __version__
 from pgmcp_http.catalog import Visibility, role_warnings
 from pgmcp_http.completions import Completions
-from pgmcp_http.config import Settings
+from pgmcp_http.config import Settings, clean_database_url
 from pgmcp_http.db import Canceller, ConnectOptions, Database, DatabaseError, Pool, Probe, RowLimits, open_connection
+from pgmcp_http.db.credentials import ConnectionSecrets, connection_secrets
 from pgmcp_http.observability.cgroup import memory_limit_bytes
 from pgmcp_http.observability.memory import memory_usage
 from pgmcp_http.observability.metrics import Metrics
@@ -50,6 +51,13 @@ CURATED_INSTRUCTIONS = (
 )
 
 
+def secrets_for(settings: Settings) -> ConnectionSecrets:
+    """Where new connections get their DSN and password (DB_AUTH, DATABASE_URL_FILE, DB_PASSWORD_FILE)."""
+    return connection_secrets(mode=settings.db_auth, dsn=settings.database_url, url_file=settings.database_url_file,
+                              password_file=settings.db_password_file, region=settings.aws_region,
+                              clean_url=clean_database_url)
+
+
 class Runtime:
     """The app's parts: guard, tools, resources, protocol, and the per-process database."""
 
@@ -68,6 +76,7 @@ class Runtime:
         )
         self.sampler = ProcessSampler(measure=memory_usage, publish=self.metrics.publish_process)
         self.probe = Probe(dsn=settings.database_url, libpq_params=settings.connect_kwargs(),
+                           secrets=secrets_for(settings).current,
                            timeout_s=settings.health_check_timeout_ms / 1000)
         self.policy = GuardPolicy(
             read_only=settings.read_only,
@@ -103,6 +112,7 @@ class Runtime:
         self.dispatcher = Dispatcher(
             self.server, self.sessions, tags=RequestTags(settings.session_secret),
             canceller=Canceller(dsn=settings.database_url, libpq_params=settings.connect_kwargs(),
+                                secrets=secrets_for(settings).current,
                                 timeout_s=settings.pool_connection_timeout_ms / 1000))
         self._database: Database | None = None
         self._database_pid = 0
@@ -122,6 +132,7 @@ class Runtime:
         settings = self.settings
         options = ConnectOptions(
             dsn=settings.database_url,
+            secrets=secrets_for(settings).current,
             libpq_params=settings.connect_kwargs(),
             connect_timeout_s=-(-settings.pool_connection_timeout_ms // 1000),
             read_only=settings.read_only,

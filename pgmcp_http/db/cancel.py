@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Callable
 
 import psycopg2
 
 from pgmcp_http.db.connect import APPLICATION_NAME
+from pgmcp_http.db.errors import DatabaseUnavailable
 
 __all__ = ["TAG_PREFIX", "Canceller", "tagged_application_name"]
 
@@ -41,17 +43,21 @@ def tagged_application_name(tag: str) -> str:
 class Canceller:
     """Cancels tagged statements over a fresh connection, within ``timeout_s``."""
 
-    def __init__(self, *, dsn: str, libpq_params: dict[str, str], timeout_s: float) -> None:
+    def __init__(self, *, dsn: str, libpq_params: dict[str, str], timeout_s: float,
+                 secrets: Callable[[], tuple[str, dict[str, str]]] | None = None) -> None:
         self._dsn = dsn
         self._libpq_params = libpq_params
         self._timeout_s = timeout_s
+        self._secrets = secrets
 
     def cancel(self, tag: str) -> int:
         name = tagged_application_name(tag)
         try:
-            conn = psycopg2.connect(self._dsn, application_name=f"{APPLICATION_NAME}-cancel",
-                                    connect_timeout=max(2, math.ceil(self._timeout_s)), **self._libpq_params)
-        except psycopg2.OperationalError as exc:
+            dsn, extra = self._secrets() if self._secrets is not None else (self._dsn, {})
+            conn = psycopg2.connect(dsn, application_name=f"{APPLICATION_NAME}-cancel",
+                                    connect_timeout=max(2, math.ceil(self._timeout_s)),
+                                    **{**self._libpq_params, **extra})
+        except (psycopg2.OperationalError, DatabaseUnavailable) as exc:
             log.warning("could not cancel a request: %s", str(exc).strip().splitlines()[0])
             return 0
         try:

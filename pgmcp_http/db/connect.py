@@ -9,7 +9,8 @@ that drops startup options.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import psycopg2
 import psycopg2.extensions as ext
@@ -31,6 +32,9 @@ class ConnectOptions:
     read_only: bool
     statement_timeout_ms: int
     idle_in_transaction_timeout_ms: int
+    # Called for every new connection: the DSN and extra libpq parameters (a password that rotates or
+    # a cloud IAM token; see pgmcp_http.db.credentials). None: ``dsn`` and ``libpq_params`` as given.
+    secrets: Callable[[], tuple[str, dict[str, str]]] | None = None
 
 
 def _startup_options(opts: ConnectOptions) -> str:
@@ -45,6 +49,9 @@ def _startup_options(opts: ConnectOptions) -> str:
 
 def open_connection(opts: ConnectOptions) -> ext.connection:
     """Connect, switch to autocommit (transactions are explicit) and install the JSON casters."""
+    if opts.secrets is not None:
+        dsn, extra = opts.secrets()
+        opts = replace(opts, dsn=dsn, libpq_params={**opts.libpq_params, **extra}, secrets=None)
     conn = psycopg2.connect(
         opts.dsn,
         application_name=APPLICATION_NAME,

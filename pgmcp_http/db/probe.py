@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 
 import psycopg2
 import psycopg2.errors
@@ -33,9 +34,11 @@ PROBE_APPLICATION_NAME = "pgmcp-http-probe"
 class Probe:
     """Asks PostgreSQL ``SELECT 1`` on a connection of its own, within ``timeout_s``."""
 
-    def __init__(self, *, dsn: str, libpq_params: dict[str, str], timeout_s: float) -> None:
+    def __init__(self, *, dsn: str, libpq_params: dict[str, str], timeout_s: float,
+                 secrets: Callable[[], tuple[str, dict[str, str]]] | None = None) -> None:
         self._dsn = dsn
         self._libpq_params = libpq_params
+        self._secrets = secrets  # a rotating password or a cloud IAM token, fetched per connection
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
 
@@ -55,12 +58,13 @@ class Probe:
 
     def _round_trip(self) -> float:
         started = time.monotonic()
+        dsn, extra = self._secrets() if self._secrets is not None else (self._dsn, {})
         try:
             conn = psycopg2.connect(
-                self._dsn,
+                dsn,
                 application_name=PROBE_APPLICATION_NAME,
                 connect_timeout=max(2, math.ceil(self.timeout_s)),
-                **self._libpq_params,
+                **{**self._libpq_params, **extra},
             )
         except psycopg2.OperationalError as exc:
             raise DatabaseUnavailable(_first_line("database unavailable", exc)) from None
