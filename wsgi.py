@@ -1,7 +1,8 @@
 """WSGI entry point: ``gunicorn -c gunicorn.conf.py wsgi:app``.
 
 Building the app checks what the settings alone cannot (a DISABLE_TOOLS entry
-that names no built-in tool): a mistake stops start-up with one line, like a
+that names no built-in tool; TOOLS_FILE, read and planned here in the gunicorn
+master, which preloads the app): a mistake stops start-up with one line, like a
 bad variable.
 """
 

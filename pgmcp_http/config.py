@@ -83,10 +83,11 @@ VARIABLES: tuple[Variable, ...] = (
              "callers may call; every other one is refused"),
     Variable("MAX_ROWS", "1000", "rows a query returns at most (the rest is reported as truncated)"),
     Variable("MAX_RESULT_BYTES", "1048576", "bytes of row data a query returns at most"),
-    Variable("DISABLE_TOOLS", "(none)", "comma-separated built-in tools not to offer (e.g. `query`)"),
     Variable("MAX_QUERY_COST", "(none)", "planner total cost above which a statement is refused before it runs"),
     Variable("MAX_ESTIMATED_ROWS", "(none)", "planner row estimate above which a statement is refused before it "
              "runs"),
+    Variable("TOOLS_FILE", "(none)", "YAML file of custom tools: named, parameterised SQL offered as MCP tools"),
+    Variable("DISABLE_TOOLS", "(none)", "comma-separated built-in tools not to offer (e.g. `query`)"),
     Variable("WEB_CONCURRENCY", "2", "gunicorn worker processes"),
     Variable("THREADS", "4", "threads per worker"),
     Variable("SESSION_SECRET", "(random per container)",
@@ -148,6 +149,7 @@ class Settings:
     aws_region: str | None = None
     max_rows: int = 1000
     max_result_bytes: int = 1_048_576
+    tools_file: str | None = None
     disabled_tools: tuple[str, ...] = ()
     max_query_cost: float | None = None
     max_estimated_rows: float | None = None
@@ -545,6 +547,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         aws_region=aws_region,
         max_rows=reader.integer("MAX_ROWS", 1000, minimum=1, maximum=1_000_000),
         max_result_bytes=reader.integer("MAX_RESULT_BYTES", 1_048_576, minimum=1024, maximum=64 * 1_048_576),
+        tools_file=reader.path("TOOLS_FILE"),
         disabled_tools=_disabled_tools(reader),
         max_query_cost=reader.positive_number("MAX_QUERY_COST"),
         max_estimated_rows=reader.positive_number("MAX_ESTIMATED_ROWS"),

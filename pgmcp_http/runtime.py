@@ -32,10 +32,11 @@ from pgmcp_http.protocol.cancellation import RequestTags
 from pgmcp_http.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS
 from pgmcp_http.resources import Resources
 from pgmcp_http.sqlguard import Guard, GuardPolicy
-from pgmcp_http.tools import Toolbox, ToolContext, server_tools
+from pgmcp_http.tools import Toolbox, ToolContext, builtin_tools, server_tools
+from pgmcp_http.tools.custom import custom_tools
 from pgmcp_http.tools.spec import CostCeiling
 
-__all__ = ["CURATED_INSTRUCTIONS", "INSTRUCTIONS", "Runtime"]
+__all__ = ["CURATED_INSTRUCTIONS", "INSTRUCTIONS", "Runtime", "connect_options"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,19 @@ CURATED_INSTRUCTIONS = (
     "server. Pick the tool whose description fits the question and pass its typed arguments. Results are "
     "capped (see `truncated`)."
 )
+
+
+def connect_options(settings: Settings) -> ConnectOptions:
+    """How every connection of this server is opened: the pool's, and the start-up check of TOOLS_FILE."""
+    return ConnectOptions(
+        dsn=settings.database_url,
+        secrets=secrets_for(settings).current,
+        libpq_params=settings.connect_kwargs(),
+        connect_timeout_s=-(-settings.pool_connection_timeout_ms // 1000),
+        read_only=settings.read_only,
+        statement_timeout_ms=settings.pool_statement_timeout_ms,
+        idle_in_transaction_timeout_ms=max(60_000, 2 * settings.pool_statement_timeout_ms),
+    )
 
 
 def secrets_for(settings: Settings) -> ConnectionSecrets:
@@ -65,7 +79,27 @@ class Runtime:
         self.settings = settings
         self.started_at = time.time()
         self.memory_limit = memory_limit_bytes()
-        tools = server_tools(read_only=settings.read_only, disabled=settings.disabled_tools)
+        self.policy = GuardPolicy(
+            read_only=settings.read_only,
+            allowed_schemas=settings.allowed_schemas,
+            blocked_tables=settings.blocked_tables,
+            allowed_definer_functions=settings.allowed_definer_functions,
+            max_length=settings.max_query_length,
+        )
+        self.guard = Guard(self.policy)
+        self.context = ToolContext(
+            guard=self.guard,
+            policy=self.policy,
+            limits=RowLimits(max_rows=settings.max_rows, max_bytes=settings.max_result_bytes),
+            read_only=settings.read_only,
+            ceiling=CostCeiling(max_cost=settings.max_query_cost, max_rows=settings.max_estimated_rows),
+        )
+        # TOOLS_FILE is checked here, in the gunicorn master before fork (preload_app), on a connection
+        # of its own that is closed again; ToolsFileError stops start-up (see wsgi.py).
+        custom = custom_tools(settings, context=self.context,
+                              reserved=[spec.name for spec in builtin_tools(read_only=settings.read_only)],
+                              connect=lambda: open_connection(connect_options(settings)))
+        tools = server_tools(read_only=settings.read_only, disabled=settings.disabled_tools, custom=custom)
         self.metrics = Metrics(
             multiprocess_dir=settings.metrics_dir,
             tools=[spec.name for spec in tools],
@@ -78,24 +112,10 @@ class Runtime:
         self.probe = Probe(dsn=settings.database_url, libpq_params=settings.connect_kwargs(),
                            secrets=secrets_for(settings).current,
                            timeout_s=settings.health_check_timeout_ms / 1000)
-        self.policy = GuardPolicy(
-            read_only=settings.read_only,
-            allowed_schemas=settings.allowed_schemas,
-            blocked_tables=settings.blocked_tables,
-            allowed_definer_functions=settings.allowed_definer_functions,
-            max_length=settings.max_query_length,
-        )
-        self.guard = Guard(self.policy)
         self.toolbox = Toolbox(
             tools,
             database=self.database,
-            context=ToolContext(
-                guard=self.guard,
-                policy=self.policy,
-                limits=RowLimits(max_rows=settings.max_rows, max_bytes=settings.max_result_bytes),
-                read_only=settings.read_only,
-                ceiling=CostCeiling(max_cost=settings.max_query_cost, max_rows=settings.max_estimated_rows),
-            ),
+            context=self.context,
             observers=(self.metrics, SlowCallLog(settings.slow_query_ms)),
         )
         self.resources = Resources(database=self.database, visibility=Visibility.from_policy(self.policy))
@@ -130,15 +150,7 @@ class Runtime:
 
     def _open_database(self) -> Database:
         settings = self.settings
-        options = ConnectOptions(
-            dsn=settings.database_url,
-            secrets=secrets_for(settings).current,
-            libpq_params=settings.connect_kwargs(),
-            connect_timeout_s=-(-settings.pool_connection_timeout_ms // 1000),
-            read_only=settings.read_only,
-            statement_timeout_ms=settings.pool_statement_timeout_ms,
-            idle_in_transaction_timeout_ms=max(60_000, 2 * settings.pool_statement_timeout_ms),
-        )
+        options = connect_options(settings)
         pool = Pool(
             connect=lambda: open_connection(options),
             size=settings.connections_per_worker,

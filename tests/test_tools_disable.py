@@ -56,4 +56,5 @@ def test_a_bad_disable_tools_entry_stops_gunicorn(pg, tmp_path):
         server.stop()
     lines = [line for line in server.log_path.read_text().splitlines() if line.strip()]
     assert lines == ["pgmcp-http: configuration error: DISABLE_TOOLS: 'qurey' is not a built-in tool; built-in "
-                     "tools are query, describe_table, list_tables, analyze_query, database_health"]
+                     "tools are query, describe_table, list_tables, analyze_query, database_health (to drop a "
+                     "custom tool, remove it from TOOLS_FILE)"]

@@ -21,7 +21,7 @@ def builtin_tools(*, read_only: bool) -> list[ToolSpec]:
 
 
 def server_tools(*, read_only: bool, disabled: Collection[str] = (), custom: Sequence[ToolSpec] = ()) -> list[ToolSpec]:
-    """The tools this server offers: the built-in ones minus DISABLE_TOOLS, then ``custom`` ones.
+    """The tools this server offers: the built-in ones minus DISABLE_TOOLS, then those of TOOLS_FILE.
 
     A DISABLE_TOOLS entry that names no built-in tool stops start-up: a typo
     there would otherwise leave on the very tool the operator meant to switch off.
@@ -30,5 +30,6 @@ def server_tools(*, read_only: bool, disabled: Collection[str] = (), custom: Seq
     names = [spec.name for spec in builtins]
     for name in disabled:
         if name not in names:
-            raise ConfigError(f"DISABLE_TOOLS: {name!r} is not a built-in tool; built-in tools are {', '.join(names)}")
+            raise ConfigError(f"DISABLE_TOOLS: {name!r} is not a built-in tool; built-in tools are {', '.join(names)} "
+                              "(to drop a custom tool, remove it from TOOLS_FILE)")
     return [spec for spec in builtins if spec.name not in disabled] + list(custom)

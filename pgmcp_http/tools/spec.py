@@ -74,3 +74,7 @@ class ToolSpec:
     output_schema: dict[str, Any] | None = None
     annotations: dict[str, Any] = field(default_factory=lambda: dict(READ_ONLY_ANNOTATIONS))
     render: RenderFn | None = None
+    # The statement timeout of this tool's transaction (None: QUERY_TIMEOUT) and the setting a
+    # timeout message names, so the caller learns which limit to ask an operator to raise.
+    timeout_ms: int | None = None
+    timeout_setting: str = "QUERY_TIMEOUT"

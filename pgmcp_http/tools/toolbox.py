@@ -130,7 +130,8 @@ class Toolbox:
 
     def _run_once(self, spec: ToolSpec, arguments: dict[str, Any], tag: str | None) -> ToolOutcome:
         try:
-            with self._database().transaction(tag=tag) as tx:
+            with self._database().transaction(timeout_ms=spec.timeout_ms, timeout_setting=spec.timeout_setting,
+                                              tag=tag) as tx:
                 data = spec.run(tx, arguments, self.context)
             texts = spec.render(data, arguments) if spec.render is not None else None
             return ToolOutcome(outcome="ok", data=data, texts=texts)
