@@ -50,6 +50,10 @@ def post_fork(server: Any, worker: Any) -> None:
     runtime.start_worker()
     if worker.age == 1:  # the first worker of this server checks the role once, off the request path
         threading.Thread(target=runtime.audit_role, name="pgmcp-role-audit", daemon=True).start()
+    # FEDERATION_URL: one worker at a time registers this server in the background (never blocks serving).
+    from pgmcp_http.federation import start_registrar
+
+    start_registrar(runtime.settings, [spec.name for spec in runtime.toolbox.specs()])
 
 
 def when_ready(server: Any) -> None:

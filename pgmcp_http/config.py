@@ -105,6 +105,12 @@ VARIABLES: tuple[Variable, ...] = (
              "slower ones are cut off (slow-loris)"),
     Variable("REQUEST_QUEUE_LIMIT", "64", "requests that may wait for a thread in each worker; more get 503 "
              "at once"),
+    Variable("FEDERATION_URL", "(none: no self-registration)", "base URL of the TAS federation to register "
+             "with at start-up, e.g. http://tas-mcp-federation:8080 (retried in the background)"),
+    Variable("FEDERATION_ENDPOINT", "(none; required with FEDERATION_URL)", "base URL the federation calls this "
+             "server at (no path), e.g. http://postgres-mcp-server:3401"),
+    Variable("FEDERATION_SERVER_ID", "postgres-mcp-server", "id of this server in the federation (replicas "
+             "of one service share it)"),
 )
 
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -165,6 +171,9 @@ class Settings:
     max_request_bytes: int = 1_048_576
     request_read_timeout_ms: int = 10_000
     request_queue_limit: int = 64
+    federation_url: str | None = None
+    federation_endpoint: str | None = None
+    federation_server_id: str = "postgres-mcp-server"
     ignored_url_parameters: tuple[str, ...] = ()
 
     @property
@@ -489,6 +498,36 @@ def _db_auth(reader: _Reader, *, url_params: Mapping[str, str], ssl_mode: str | 
     return mode, password_file, region
 
 
+_SERVER_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def _http_url(reader: _Reader, name: str, *, example: str, base_only: bool) -> str | None:
+    """An http(s) URL without a trailing slash; ``base_only`` refuses a path (the federation appends its own)."""
+    value = reader.raw(name)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}={value!r} is not an http(s) URL; for example {example}")
+    if base_only and (parts.path.strip("/") or parts.query or parts.fragment):
+        raise ConfigError(f"{name}={value!r} must be a base URL without a path (the federation appends "
+                          f"/mcp/tools/call and the health check path itself); for example {example}")
+    return value.rstrip("/")
+
+
+def _federation(reader: _Reader) -> tuple[str | None, str | None, str]:
+    """FEDERATION_URL, FEDERATION_ENDPOINT and FEDERATION_SERVER_ID, checked together."""
+    url = _http_url(reader, "FEDERATION_URL", example="http://tas-mcp-federation:8080", base_only=False)
+    endpoint = _http_url(reader, "FEDERATION_ENDPOINT", example="http://postgres-mcp-server:3401", base_only=True)
+    server_id = reader.raw("FEDERATION_SERVER_ID") or "postgres-mcp-server"
+    if not _SERVER_ID.match(server_id):
+        raise ConfigError(f"FEDERATION_SERVER_ID={server_id!r} must be 1 to 128 of A-Z a-z 0-9 . _ -")
+    if url is not None and endpoint is None:
+        raise ConfigError("FEDERATION_URL is set but FEDERATION_ENDPOINT is not; set it to the base URL the "
+                          "federation should call this server at, e.g. http://postgres-mcp-server:3401")
+    return url, endpoint, server_id
+
+
 def _port(reader: _Reader) -> int:
     name = "PORT" if reader.raw("PORT") is not None else "HEALTH_PORT"
     return reader.integer(name, 3401, minimum=1, maximum=65535)
@@ -501,6 +540,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     ssl_mode, ssl_cert, ssl_key, ssl_ca = _ssl(reader, url_params=parse_dsn(database_url))
     db_auth, db_password_file, aws_region = _db_auth(reader, url_params=parse_dsn(database_url), ssl_mode=ssl_mode)
     auth_tokens, auth_header, require_auth = _auth(reader)
+    federation_url, federation_endpoint, federation_server_id = _federation(reader)
 
     ms = " (milliseconds)"
     query_timeout = reader.integer("QUERY_TIMEOUT", 30_000, minimum=1, unit=ms)
@@ -564,6 +604,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         auth_tokens=auth_tokens,
         auth_header=auth_header,
         require_auth=require_auth,
+        federation_url=federation_url,
+        federation_endpoint=federation_endpoint,
+        federation_server_id=federation_server_id,
     )
 
 
