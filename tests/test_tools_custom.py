@@ -56,6 +56,10 @@ tools:
         enum: [pending, paid, shipped, cancelled]
         required: false
     sql: SELECT count(*) AS n FROM orders WHERE ($1::text IS NULL OR status = $1)
+  - name: pairs
+    description: Every pair of users (too costly for its own ceiling).
+    sql: SELECT a.id, b.id FROM users a, users b, orders c
+    max_cost: 10
 """
 
 
@@ -175,7 +179,7 @@ def test_custom_tools_follow_the_built_in_ones(custom):
     status, _, listing = request("GET", f"{custom.base}/mcp/tools/list")
     assert status == 200
     assert [tool["name"] for tool in listing["tools"]] == [*BUILTIN, "tripwire", "capped", "slow", "users_by_id",
-                                                           "order_count"]
+                                                           "order_count", "pairs"]
 
 
 def test_max_rows_and_timeout_of_the_tool_apply_and_name_themselves(custom):
@@ -227,3 +231,14 @@ def test_a_broken_tool_stops_gunicorn_with_one_line(pg, tmp_path):
                      'sql: relation "no_such_table" does not exist (near: `no_such_table`) [SQLSTATE 42P01]; fix '
                      "the statement (checked with each $n bound to a NULL of its parameter's type) or grant the "
                      "role what it needs"]
+
+
+def test_custom_tools_take_a_format_and_their_own_cost_ceiling(custom):
+    result = call_tool(custom, "capped", {"format": "csv"})
+    assert result["content"][0]["text"] == "id\r\n1\r\n2\r\n3\r\n"
+    assert result["content"][1]["text"].startswith("Only the first 3 rows are shown (capped.max_rows=3)")
+    assert result["structuredContent"]["rows"] == [{"id": 1}, {"id": 2}, {"id": 3}]
+    refused = call_tool(custom, "pairs", {})
+    assert refused["isError"] is True
+    assert "refused before running" in refused["content"][0]["text"]
+    assert "above pairs.max_cost=10" in refused["content"][0]["text"]

@@ -11,7 +11,7 @@ from pgmcp_http.tools.formats import DEFAULT_FORMAT, FORMATS, render
 from pgmcp_http.tools.results import ROWS_OUTPUT_SCHEMA, rows_payload
 from pgmcp_http.tools.spec import ToolContext, ToolError, ToolSpec
 
-__all__ = ["MAX_PARAMS", "QUERY"]
+__all__ = ["FORMAT_SCHEMA", "MAX_PARAMS", "QUERY", "render_rows"]
 
 MAX_PARAMS = 1000
 """More values than any honest statement binds (PostgreSQL's own limit is 65,535)."""
@@ -25,6 +25,16 @@ _DESCRIPTION = (
     "'base64:...'. Writes, DDL, settings and server-side file or process functions are refused."
 )
 
+FORMAT_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "enum": list(FORMATS),
+    "default": DEFAULT_FORMAT,
+    "description": "How the rows are written in the text you read: json (objects, the default), columns "
+                   "(column names once, rows as arrays: fewer tokens), table (Markdown; an empty cell is "
+                   "NULL, quoted cells are JSON strings) or csv (an empty unquoted field is NULL). "
+                   "structuredContent is the same in every format.",
+}
+
 INPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -36,15 +46,7 @@ INPUT_SCHEMA: dict[str, Any] = {
             "items": {},
             "maxItems": MAX_PARAMS,
         },
-        "format": {
-            "type": "string",
-            "enum": list(FORMATS),
-            "default": DEFAULT_FORMAT,
-            "description": "How the rows are written in the text you read: json (objects, the default), columns "
-                           "(column names once, rows as arrays: fewer tokens), table (Markdown; an empty cell is "
-                           "NULL, quoted cells are JSON strings) or csv (an empty unquoted field is NULL). "
-                           "structuredContent is the same in every format.",
-        },
+        "format": FORMAT_SCHEMA,
     },
     "required": ["sql"],
     "additionalProperties": False,

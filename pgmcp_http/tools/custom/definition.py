@@ -25,7 +25,8 @@ __all__ = ["PARAMETER_TYPES", "Ceilings", "Parameter", "ToolDefinition", "parse_
 
 PARAMETER_TYPES = ("string", "integer", "number", "boolean", "array")
 ITEM_TYPES = ("string", "integer", "number", "boolean")
-TOOL_KEYS = ("name", "title", "description", "parameters", "sql", "max_rows", "timeout", "output")
+TOOL_KEYS = ("name", "title", "description", "parameters", "sql", "max_rows", "timeout", "max_cost",
+             "max_estimated_rows", "output")
 PARAMETER_KEYS = ("name", "type", "description", "required", "default", "enum", "minimum", "maximum", "pattern",
                   "items")
 # A parameter name is a JSON property an agent types: an identifier, like a SQL column.
@@ -71,6 +72,8 @@ class ToolDefinition:
     sql_line: int
     max_rows: int | None = None
     timeout_ms: int | None = None
+    max_cost: float | None = None
+    max_estimated_rows: float | None = None
     output: str | None = None
 
 
@@ -172,6 +175,16 @@ def _whole(ctx: _Context, mapping: LineDict, key: str, tool: str, *, ceiling: in
     return value
 
 
+def _positive(ctx: _Context, mapping: LineDict, key: str, tool: str) -> float | None:
+    """An optional planner ceiling of the tool's own (cost units or rows): a number above 0."""
+    value = mapping.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ctx.fail(mapping.line_of(key), f"`{key}` must be a number above 0, not {value!r}", tool)
+    return float(value)
+
+
 def _tool(ctx: _Context, entry: Any, line: int, ceilings: Ceilings) -> ToolDefinition:
     if not isinstance(entry, LineDict):
         raise ctx.fail(line, "each entry of `tools:` must be a mapping (`- name: ...` then its keys)")
@@ -197,6 +210,8 @@ def _tool(ctx: _Context, entry: Any, line: int, ceilings: Ceilings) -> ToolDefin
         max_rows=_whole(ctx, entry, "max_rows", name, ceiling=ceilings.max_rows, ceiling_name="MAX_ROWS"),
         timeout_ms=_whole(ctx, entry, "timeout", name, ceiling=ceilings.timeout_ms, ceiling_name="QUERY_TIMEOUT",
                           unit=" (milliseconds)"),
+        max_cost=_positive(ctx, entry, "max_cost", name),
+        max_estimated_rows=_positive(ctx, entry, "max_estimated_rows", name),
         output=(_optional_text(ctx, entry, "output", name) or "").strip() or None,
     )
 

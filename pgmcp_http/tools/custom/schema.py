@@ -8,16 +8,27 @@ from typing import Any
 
 from pgmcp_http.db import Column
 from pgmcp_http.tools.custom.definition import Parameter, parameter_schema
+from pgmcp_http.tools.query import FORMAT_SCHEMA
 from pgmcp_http.tools.results import ROWS_OUTPUT_SCHEMA
 
-__all__ = ["input_schema", "output_schema"]
+__all__ = ["FORMAT_ARGUMENT", "input_schema", "output_schema"]
+
+
+FORMAT_ARGUMENT = "format"
 
 
 def input_schema(parameters: Sequence[Parameter]) -> dict[str, Any]:
-    """An object with one property per parameter; nothing else is accepted (a typo is an error, not ignored)."""
+    """An object with one property per parameter; nothing else is accepted (a typo is an error, not ignored).
+
+    ``format`` (how the rows are written in the text, as for ``query``) is
+    offered too, unless a parameter already has that name.
+    """
+    properties = {param.name: parameter_schema(param) for param in parameters}
+    if FORMAT_ARGUMENT not in properties:
+        properties[FORMAT_ARGUMENT] = FORMAT_SCHEMA
     return {
         "type": "object",
-        "properties": {param.name: parameter_schema(param) for param in parameters},
+        "properties": properties,
         "required": [param.name for param in parameters if param.required],
         "additionalProperties": False,
     }

@@ -16,12 +16,14 @@ from typing import Any
 
 from pgmcp_http.db import Column, RowLimits, Transaction
 from pgmcp_http.tools.approval import approve
+from pgmcp_http.tools.ceiling import enforce_ceiling
 from pgmcp_http.tools.custom.arguments import bind_arguments
 from pgmcp_http.tools.custom.definition import Parameter
-from pgmcp_http.tools.custom.schema import input_schema, output_schema
+from pgmcp_http.tools.custom.schema import FORMAT_ARGUMENT, input_schema, output_schema
 from pgmcp_http.tools.custom.statement import CheckedTool
+from pgmcp_http.tools.query import render_rows
 from pgmcp_http.tools.results import rows_payload
-from pgmcp_http.tools.spec import READ_ONLY_ANNOTATIONS, ToolContext, ToolSpec
+from pgmcp_http.tools.spec import READ_ONLY_ANNOTATIONS, CostCeiling, ToolContext, ToolSpec
 
 __all__ = ["custom_spec"]
 
@@ -37,10 +39,13 @@ class _Run:
     sql: str
     parameters: tuple[Parameter, ...]
     max_rows: int | None
+    max_cost: float | None = None
+    max_estimated_rows: float | None = None
 
     def __call__(self, tx: Transaction, arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         approved = approve(tx, self.sql, ctx)
         params = bind_arguments(self.parameters, arguments)
+        enforce_ceiling(tx, approved, params, self._ceiling(ctx.ceiling))
         if approved.kind == "write":
             tx.make_writable()
         limits = ctx.limits
@@ -48,6 +53,18 @@ class _Run:
             limits = RowLimits(max_rows=self.max_rows, max_bytes=ctx.limits.max_bytes)
         payload = rows_payload(tx.fetch(approved.text, params, limits, server_cursor=approved.server_cursor))
         return self._own_limit(payload)
+
+    def _ceiling(self, server: CostCeiling) -> CostCeiling:
+        """The tool's own planner ceiling where it sets one, the server's otherwise."""
+        if self.max_cost is None and self.max_estimated_rows is None:
+            return server
+        return CostCeiling(
+            max_cost=self.max_cost if self.max_cost is not None else server.max_cost,
+            max_rows=self.max_estimated_rows if self.max_estimated_rows is not None else server.max_rows,
+            setting=f"{self.name}.max_cost" if self.max_cost is not None else server.setting,
+            rows_setting=f"{self.name}.max_estimated_rows" if self.max_estimated_rows is not None
+            else server.rows_setting,
+        )
 
     def _own_limit(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Name this tool's max_rows when it cut the rows; the caller cannot add a LIMIT to a fixed statement."""
@@ -83,7 +100,10 @@ def custom_spec(tool: CheckedTool, columns: Sequence[Column] | None) -> ToolSpec
         input_schema=input_schema(definition.parameters),
         output_schema=output_schema(columns, definition.output),
         run=_Run(name=definition.name, sql=definition.sql, parameters=definition.parameters,
-                 max_rows=definition.max_rows),
+                 max_rows=definition.max_rows, max_cost=definition.max_cost,
+                 max_estimated_rows=definition.max_estimated_rows),
+        # `format` as for query, unless the operator named a parameter so (then it is theirs).
+        render=None if any(param.name == FORMAT_ARGUMENT for param in definition.parameters) else render_rows,
         annotations=dict(_WRITE_ANNOTATIONS if tool.approved.kind == "write" else READ_ONLY_ANNOTATIONS),
         timeout_ms=definition.timeout_ms,
         timeout_setting=f"{definition.name}.timeout" if definition.timeout_ms is not None else "QUERY_TIMEOUT",
