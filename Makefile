@@ -5,16 +5,17 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt requirements-checkov.txt | cksum | cut -d' ' -f1)
 
 .PHONY: run test lint devdb devdb-down clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	@scripts/ensure-postgres.sh
 	@scripts/ensure-promtool.sh
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "pgmcp-http needs Python 3.11")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@PYTHON=$(PYTHON) scripts/ensure-checkov.sh
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 run: $(STAMP)
