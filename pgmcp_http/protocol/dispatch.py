@@ -35,7 +35,7 @@ class Reply:
 
     ``body`` is the JSON-RPC response (None for an accepted notification);
     ``rejection`` names a transport-level refusal (``malformed``,
-    ``missing_session``, ``unknown_session``, ``version_mismatch``) for the web
+    ``missing_session``, ``unknown_session``) for the web
     layer to turn into a status code; ``session_id`` is set on a successful
     ``initialize``.
     """
@@ -168,10 +168,9 @@ class Dispatcher:
         except InvalidSession as exc:
             return _error(request_id, RpcError(INVALID_REQUEST, f"{exc}; initialize a new session"),
                           era=HANDSHAKE, method=method, rejection="unknown_session")
-        if headers.protocol_version is not None and headers.protocol_version != claims.version:
-            return _error(request_id, RpcError(INVALID_REQUEST, f"MCP-Protocol-Version {headers.protocol_version} "
-                                               f"does not match this session's revision {claims.version}"),
-                          era=HANDSHAKE, method=method, version=claims.version, rejection="version_mismatch")
+        # A supported handshake revision in MCP-Protocol-Version that differs from the session's is
+        # accepted (the transport asks for 400 only for an invalid or unsupported one; the SDKs do the
+        # same); the answer keeps the session's revision. An unsupported one never gets here (see _era).
         ctx = CallContext(era=HANDSHAKE, version=claims.version, session_nonce=claims.nonce,
                           cancel_tag=self._tag(method, _session_scope(claims.nonce), request_id))
         return self._call(request_id, method, params, ctx)

@@ -31,7 +31,7 @@ bp = Blueprint("mcp", __name__)
 
 # HTTP status for JSON-RPC errors in the modern era (transport spec, 2026-07-28).
 MODERN_ERROR_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400, -32601: 404}
-REJECTION_STATUS = {"malformed": 400, "missing_session": 400, "unknown_session": 404, "version_mismatch": 400}
+REJECTION_STATUS = {"malformed": 400, "missing_session": 400, "unknown_session": 404}
 _ROUTING = ("mcp-protocol-version", "mcp-method", "mcp-name")
 
 
