@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -34,11 +35,16 @@ def rotating_role(pg):
 
 
 def rotate(pg, password: str, write: Any) -> None:
-    """Change the password in PostgreSQL and in the secret file, then cut the server's connections."""
+    """Change the password in PostgreSQL and in the secret file, then cut the server's connections
+    (and wait until their backends are gone: pg_terminate_backend only sends the signal)."""
     with psycopg.connect(pg.superuser_url(), autocommit=True) as conn:
         conn.execute(f"ALTER ROLE pgmcp_rotating PASSWORD '{password}'")
         write()
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'pgmcp_rotating'")
+        deadline = time.monotonic() + 10
+        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = 'pgmcp_rotating'").fetchone()[0]:
+            assert time.monotonic() < deadline, "the server's backends did not go away"
+            time.sleep(0.05)
 
 
 def test_a_rotated_password_file_takes_effect_without_a_restart(pg, rotating_role, tmp_path):

@@ -182,9 +182,12 @@ def file_listing(pg: Any) -> dict[str, tuple[Any, ...]]:
         except FileNotFoundError:
             return
         for entry in listing:
-            if not keep(entry):
+            try:
+                if not keep(entry):
+                    continue
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # another process's temporary file came and went meanwhile
                 continue
-            info = entry.stat(follow_symlinks=False)
             if entry.is_dir(follow_symlinks=False):
                 entries[entry.path] = ("dir", info.st_uid)
             else:
