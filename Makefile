@@ -12,6 +12,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt r
 $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	@scripts/ensure-postgres.sh
 	@scripts/ensure-promtool.sh
+	@scripts/ensure-pgbouncer.sh
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "pgmcp-http needs Python 3.11")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -22,6 +23,7 @@ run: $(STAMP)
 	@scripts/run.sh
 
 test: $(STAMP)
+	@scripts/ensure-pgbouncer.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

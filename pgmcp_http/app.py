@@ -15,6 +15,7 @@ from pgmcp_http.observability.logs import ACCESS_LOGGER, configure_logging
 from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST
 from pgmcp_http.runtime import Runtime
 from pgmcp_http.web import auth, mcp, metrics, probes, rest
+from pgmcp_http.web.disconnect import DisconnectWatcher, WatchDisconnects
 from pgmcp_http.web.http import json_response
 from pgmcp_http.web.mcp import rpc_error
 
@@ -36,7 +37,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Flask:
     app = Flask("pgmcp_http")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["PGMCP_STARTED_AT"] = time.time()
-    app.extensions["pgmcp"] = Runtime(settings)
+    runtime = app.extensions["pgmcp"] = Runtime(settings)
     app.extensions[auth.TOKENS_KEY] = auth.TokenSet(settings.auth_tokens)
     app.register_blueprint(mcp.bp)
     app.register_blueprint(rest.bp)
@@ -48,6 +49,10 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Flask:
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
+    # A client that hangs up mid-call gets its statement cancelled (see web/disconnect.py).
+    watcher = DisconnectWatcher(cancel=lambda thread_id: runtime.database().pool.cancel_held_by(thread_id))
+    app.extensions["pgmcp.disconnects"] = watcher
+    app.wsgi_app = WatchDisconnects(app.wsgi_app, watcher)  # type: ignore[method-assign]
     _warn_about(settings)
     return app
 

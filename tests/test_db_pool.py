@@ -73,11 +73,21 @@ def test_waiting_for_a_connection_is_bounded(pg):
 def test_a_broken_connection_is_discarded_and_the_next_call_works(pg):
     db = make_database(pg.readonly_url, size=1)
     first = backend_pid(db)
-    terminate(pg, first)
-    with pytest.raises(ConnectionLost), db.transaction() as tx:
-        tx.rows("SELECT 1")
-    assert db.pool.stats().discarded == 1
-    assert backend_pid(db) != first
+    terminate(pg, first)  # while idle: dropped at checkout, the caller never sees it
+    second = backend_pid(db)
+    assert second != first and db.pool.stats().discarded == 1
+
+    def terminate_soon() -> None:
+        time.sleep(0.3)
+        terminate(pg, second)
+
+    killer = threading.Thread(target=terminate_soon)
+    killer.start()
+    with pytest.raises(ConnectionLost), db.transaction() as tx:  # while in use: the statement fails cleanly
+        tx.rows("SELECT pg_sleep(3)")
+    killer.join()
+    assert db.pool.stats().discarded == 2
+    assert backend_pid(db) not in (first, second)
     db.close()
 
 

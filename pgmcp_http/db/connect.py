@@ -4,11 +4,16 @@ Session defaults are sent as startup options (read-only, statement and
 idle-in-transaction timeouts, application name) as a second line of defence;
 the first line is per transaction (``BEGIN READ ONLY`` and ``SET LOCAL`` in
 :mod:`pgmcp_http.db.run`), which also holds behind a transaction-mode pooler
-that drops startup options.
+that drops startup options. A pooler that *refuses* them (PgBouncer's default:
+"unsupported startup parameter: options") gets the connection again without
+them, with one warning per process: refusing to start there would gain nothing,
+since the per-transaction settings are what hold behind such a pooler anyway.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -20,6 +25,8 @@ from pgmcp_http.db.values import register_casters
 __all__ = ["APPLICATION_NAME", "ConnectOptions", "open_connection"]
 
 APPLICATION_NAME = "pgmcp-http"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,17 +59,37 @@ def open_connection(opts: ConnectOptions) -> ext.connection:
     if opts.secrets is not None:
         dsn, extra = opts.secrets()
         opts = replace(opts, dsn=dsn, libpq_params={**opts.libpq_params, **extra}, secrets=None)
-    conn = psycopg2.connect(
+    try:
+        conn = _connect(opts, options=_startup_options(opts))
+    except psycopg2.OperationalError as exc:
+        if "unsupported startup parameter" not in str(exc):
+            raise
+        _warn_options_refused(str(exc).strip().splitlines()[0])
+        conn = _connect(opts, options=None)
+    conn.autocommit = True
+    register_casters(conn)
+    return conn
+
+
+def _connect(opts: ConnectOptions, *, options: str | None) -> ext.connection:
+    extra = {"options": options} if options else {}
+    return psycopg2.connect(
         opts.dsn,
         application_name=APPLICATION_NAME,
         connect_timeout=max(2, opts.connect_timeout_s),
-        options=_startup_options(opts),
         keepalives=1,
         keepalives_idle=30,
         keepalives_interval=10,
         keepalives_count=3,
+        **extra,
         **opts.libpq_params,
     )
-    conn.autocommit = True
-    register_casters(conn)
-    return conn
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_options_refused(reason: str) -> None:
+    """Once per process: say that session defaults are off and why that is safe."""
+    log.warning("the database (or a pooler in front of it) refused the session defaults sent at connect time "
+                "(%s): connecting without them; every call still runs in its own read-only transaction with "
+                "SET LOCAL statement_timeout and search_path, which is what holds behind a transaction-mode pooler",
+                reason)

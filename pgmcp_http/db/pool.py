@@ -7,12 +7,19 @@ checks what it hands back and never closes idle connections. This wrapper adds:
   :class:`PoolTimeout` ("busy") instead of an error or a hang;
 - a check on return: a connection that is closed, mid-transaction or in an
   unknown state is rolled back or discarded, never handed to the next caller;
+- a check on checkout: an idle connection with something to read has been
+  closed or terminated by the server (PostgreSQL restarted, an administrator
+  ended the backend) and is discarded without a round trip, so after a restart
+  no caller pays for a dead connection;
 - idle expiry: connections unused for ``idle_timeout_s`` are closed, on the
   next checkout and by a small reaper thread, so a worker that falls quiet
   gives its connections back to PostgreSQL;
 - counters (``stats()``) for /health and the metrics, and an optional
   :class:`PoolObserver` told of every change (the metrics layer publishes the
-  gauges from it, so this module never imports a metrics library).
+  gauges from it, so this module never imports a metrics library);
+- :meth:`Pool.cancel_held_by`: cancel the statement of whichever connection a
+  given thread holds (the web layer uses it when a client hangs up mid-call,
+  so no orphaned query runs on to its timeout).
 
 Create it after fork (one per gunicorn worker): a libpq connection must never
 be shared between processes.
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -119,6 +127,7 @@ class Pool:
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
         self._last_used: dict[int, float] = {}
+        self._holders: dict[int, ext.connection] = {}  # thread ident -> the connection it borrowed
         self._waiting = 0
         self._waits = 0
         self._timeouts = 0
@@ -145,14 +154,42 @@ class Pool:
             self._changed()
             raise
         self._changed()
+        holder = threading.get_ident()
+        with self._lock:
+            outer = self._holders.get(holder)
+            self._holders[holder] = conn
         try:
             yield conn
         finally:
+            with self._lock:  # before the check-in: a cancel never reaches the connection's next borrower
+                if outer is None:
+                    self._holders.pop(holder, None)
+                else:
+                    self._holders[holder] = outer
             try:
                 self._checkin(conn)
             finally:
                 self._slots.release()
                 self._changed()
+
+    def cancel_held_by(self, thread_id: int) -> bool:
+        """Ask PostgreSQL to cancel the statement running on the connection thread ``thread_id`` holds.
+
+        Safe from any thread (libpq's cancel request travels on a connection of
+        its own). The lock is held throughout, so the connection cannot be
+        returned and lent to another caller meanwhile. True when a cancel
+        request was sent; a statement that already finished ignores it.
+        """
+        with self._lock:
+            conn = self._holders.get(thread_id)
+            if conn is None or conn.closed:
+                return False
+            try:
+                conn.cancel()
+            except psycopg2.Error as exc:
+                log.warning("could not cancel a statement: %s", _first_line(exc))
+                return False
+            return True
 
     def stats(self) -> PoolStats:
         in_use, idle = self._pool.counts()
@@ -216,7 +253,7 @@ class Pool:
             with self._lock:
                 idle_since = self._last_used.pop(id(conn), None)
             stale = idle_since is not None and time.monotonic() - idle_since > self.idle_timeout_s
-            if conn.closed or stale:
+            if conn.closed or stale or _server_spoke(conn):
                 self._discard(conn)
                 continue
             return conn
@@ -286,6 +323,19 @@ def _try_rollback(conn: ext.connection) -> None:
     except psycopg2.Error as exc:
         log.warning("discarding a connection whose rollback failed: %s", type(exc).__name__)
         conn.close()
+
+
+def _server_spoke(conn: ext.connection) -> bool:
+    """Whether an idle connection has input waiting: only the server closing it (end of stream, or a
+    FATAL such as "terminating connection due to administrator command") puts any there."""
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _connect_failure(exc: psycopg2.OperationalError) -> str:

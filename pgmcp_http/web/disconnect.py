@@ -1,0 +1,131 @@
+"""Clients that hang up mid-call: their statement is cancelled on PostgreSQL, not left to run to its timeout.
+
+An agent that gives up on a slow query (a timeout of its own, a user who
+pressed stop, a crashed process) closes its connection; without this, the
+statement would keep a backend and a pool slot busy for up to QUERY_TIMEOUT.
+The request's thread cannot notice (it waits inside libpq), so one small
+thread per worker looks every ``interval_s`` at the client sockets of the
+requests in flight. A socket that reads as closed (end of stream, or an
+error) means the client is gone: the connection that request's thread holds
+is cancelled through :meth:`pgmcp_http.db.Pool.cancel_held_by`, and the call
+ends as ``cancelled``.
+
+Peeking never consumes bytes, so a pipelined next request is left for
+gunicorn. As in Go's net/http, a client that half-closes its sending side
+after the request counts as gone (HTTP clients do not do that; use a
+keep-alive connection or just wait for the answer).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["DisconnectWatcher", "WatchDisconnects", "peer_closed"]
+
+Cancel = Callable[[int], bool]
+
+
+def peer_closed(sock: socket.socket) -> bool:
+    """Whether the other end closed (or reset) ``sock``, without consuming what it sent."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+
+
+@dataclass
+class _InFlight:
+    thread_id: int
+    sock: socket.socket
+    since: float
+    cancelled: bool = False
+
+
+class DisconnectWatcher:
+    """Requests in flight in this process, and the thread that cancels those whose client left.
+
+    The thread starts with the first request (so never in a preloading
+    gunicorn master, only in the worker that serves) and costs one wake-up per
+    ``interval_s``.
+    """
+
+    def __init__(self, *, cancel: Cancel, interval_s: float = 0.2) -> None:
+        self._cancel = cancel
+        self.interval_s = interval_s
+        self._lock = threading.Lock()
+        self._in_flight: dict[int, _InFlight] = {}
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self.cancelled = 0
+
+    @contextmanager
+    def watch(self, sock: socket.socket) -> Iterator[None]:
+        """Watch ``sock`` while the body of the ``with`` runs on this thread."""
+        entry = _InFlight(thread_id=threading.get_ident(), sock=sock, since=time.monotonic())
+        key = id(entry)
+        with self._lock:
+            self._in_flight[key] = entry
+        self._ensure_thread()
+        try:
+            yield
+        finally:
+            with self._lock:  # once this returns no cancel can reach the thread's next request
+                del self._in_flight[key]
+
+    def check(self) -> int:
+        """One pass: cancel the calls whose client is gone (and in flight for at least ``interval_s``).
+
+        The lock is held while cancelling, so the request cannot finish and
+        its thread start another one meanwhile.
+        """
+        now = time.monotonic()
+        found = 0
+        with self._lock:
+            for entry in self._in_flight.values():
+                if entry.cancelled or now - entry.since < self.interval_s or not peer_closed(entry.sock):
+                    continue
+                entry.cancelled = True
+                if self._cancel(entry.thread_id):
+                    found += 1
+            self.cancelled += found
+        return found
+
+    def _ensure_thread(self) -> None:
+        pid = os.getpid()
+        if self._thread is not None and self._pid == pid:
+            return
+        with self._lock:
+            if self._thread is not None and self._pid == pid:
+                return
+            self._pid = pid
+            self._thread = threading.Thread(target=self._run, name="pgmcp-disconnects", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval_s)
+            self.check()
+
+
+class WatchDisconnects:
+    """WSGI middleware: every request served by gunicorn (``gunicorn.socket`` in the environ) is watched."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], watcher: DisconnectWatcher) -> None:
+        self.app = app
+        self.watcher = watcher
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        sock = environ.get("gunicorn.socket")
+        if not isinstance(sock, socket.socket):
+            return self.app(environ, start_response)
+        with self.watcher.watch(sock):
+            return self.app(environ, start_response)
