@@ -20,8 +20,9 @@ from typing import Any
 
 from pgmcp_http.catalog import Visibility
 from pgmcp_http.catalog.names import NameMatches, function_names, schema_names, table_names
-from pgmcp_http.db import Database, DatabaseError, Transaction
-from pgmcp_http.errors import NotFoundError, UnavailableError
+from pgmcp_http.db import Database, DatabaseError, RoleRefused, RoleUnavailable, Transaction
+from pgmcp_http.errors import ForbiddenError, NotFoundError, UnavailableError
+from pgmcp_http.identity import Caller
 from pgmcp_http.prompts import PROMPTS
 
 __all__ = ["MAX_VALUES", "Completions", "UnknownReference"]
@@ -48,13 +49,14 @@ class Completions:
         self.visibility = visibility
 
     def complete(self, ref: dict[str, Any], argument: str, value: str,
-                 context: dict[str, str] | None) -> dict[str, Any]:
-        """The ``completion`` object of a CompleteResult: ``values``, ``total``, ``hasMore``."""
+                 context: dict[str, str] | None, *, caller: Caller | None = None) -> dict[str, Any]:
+        """The ``completion`` object of a CompleteResult: ``values``, ``total``, ``hasMore`` (what
+        ``caller``'s role may see)."""
         kind = self._kind(ref, argument)
         schema = (context or {}).get("schema") or (context or {}).get("schema_name")
         if schema is not None and not self.visibility.schema_visible(schema):
             return {"values": [], "total": 0, "hasMore": False}
-        with self._transaction() as tx:
+        with self._transaction(caller) as tx:
             matches = self._matches(tx, kind, value, schema)
         return {"values": matches.values, "total": matches.total, "hasMore": matches.total > len(matches.values)}
 
@@ -89,9 +91,11 @@ class Completions:
         return NameMatches(values=[], total=0)
 
     @contextmanager
-    def _transaction(self) -> Iterator[Transaction]:
+    def _transaction(self, caller: Caller | None) -> Iterator[Transaction]:
         try:
-            with self._database().transaction() as tx:
+            with self._database().transaction(caller=caller) as tx:
                 yield tx
+        except (RoleRefused, RoleUnavailable) as exc:
+            raise ForbiddenError(str(exc)) from None
         except DatabaseError as exc:
             raise UnavailableError(f"cannot read the catalog: {exc}") from None

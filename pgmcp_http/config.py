@@ -12,6 +12,7 @@ receives a :class:`Settings` and nobody reads ``os.environ`` after start-up.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import secrets
@@ -22,9 +23,11 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg2
+import yaml
 from psycopg2.extensions import parse_dsn
 
-__all__ = ["TOOL_NAME", "VARIABLES", "ConfigError", "Settings", "Variable", "load_settings", "settings_or_exit"]
+__all__ = ["TOOL_NAME", "VARIABLES", "ConfigError", "Settings", "TokenEntry", "Variable", "load_settings",
+           "settings_or_exit"]
 
 
 class ConfigError(ValueError):
@@ -97,9 +100,27 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("ALLOWED_ORIGINS", "(none)", "comma-separated browser Origins allowed to call /mcp"),
     Variable("AUTH_TOKENS", "(none: open, with a warning)", "comma-separated tokens accepted on /mcp and "
              "/mcp/tools/* (16+ characters each)", secret=True),
-    Variable("AUTH_TOKENS_FILE", "", "file holding the tokens, one per line (`#` starts a comment)"),
+    Variable("AUTH_TOKENS_FILE", "", "file holding the tokens, one per line (`#` starts a comment), or YAML/JSON "
+             "naming each caller: `name: {token or sha256, role}` (see Identity and roles)"),
     Variable("AUTH_HEADER", "X-API-Key", "header that may carry a token instead of `Authorization: Bearer`"),
     Variable("REQUIRE_AUTH", "false", "refuse to start without AUTH_TOKENS (the production manifests set it)"),
+    Variable("DEFAULT_ROLE", "(none: the login role)", "PostgreSQL role for callers whose token entry names none"),
+    Variable("ROLE_REQUIRED", "false", "refuse every database call of a caller that has no role"),
+    Variable("AUDIT_LOG", "stdout", "where the audit trail goes: `stdout`, a file path (appended to) or `off`"),
+    Variable("AUDIT_SQL", "text", "what audit records say of a statement: `text` (and fingerprint), `fingerprint` "
+             "or `off`"),
+    Variable("OTEL_EXPORTER_OTLP_ENDPOINT", "(none: tracing off)", "OTLP/HTTP collector base URL; setting it (or "
+             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) turns tracing on"),
+    Variable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "(none)", "full OTLP/HTTP traces URL (`.../v1/traces`)"),
+    Variable("OTEL_SERVICE_NAME", "pgmcp-http", "service.name of the spans"),
+    Variable("OTEL_TRACES_SAMPLER", "parentbased_always_on", "the SDK's sampler (`parentbased_traceidratio` with "
+             "OTEL_TRACES_SAMPLER_ARG=0.1 keeps a tenth)"),
+    Variable("OTEL_TRACES_EXPORTER", "otlp", "`none` turns tracing off; `otlp` turns it on (to localhost:4318 "
+             "without an endpoint)"),
+    Variable("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "the only protocol shipped (the collector's port 4318)"),
+    Variable("OTEL_SDK_DISABLED", "false", "`true` turns tracing off whatever else is set"),
+    Variable("SQLCOMMENTER", "true", "with tracing on, append `/*traceparent=...,tool=...*/` to the SQL sent to "
+             "PostgreSQL"),
     Variable("MAX_REQUEST_BYTES", "1048576", "largest request body accepted (413 above)"),
     Variable("REQUEST_READ_TIMEOUT", "10000", "ms a client may take to send a whole request (headers and body); "
              "slower ones are cut off (slow-loris)"),
@@ -120,6 +141,17 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # One name part, as SQL writes it: "Quoted ""Name""" (kept as is) or bare_name (folded to lower case).
 _NAME_PART = re.compile(r'\s*(?:"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*))\s*')
+
+
+@dataclass(frozen=True)
+class TokenEntry:
+    """A named caller of AUTH_TOKENS_FILE: ``name`` is its subject; only the token's SHA-256 is needed to
+    recognise it (``token`` is kept, when the file gave it, so it can be redacted from logs)."""
+
+    name: str
+    sha256: bytes = field(repr=False)
+    role: str | None = None
+    token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,6 +200,14 @@ class Settings:
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     auth_header: str = "X-API-Key"
     require_auth: bool = False
+    auth_entries: tuple[TokenEntry, ...] = field(default=(), repr=False)
+    default_role: str | None = None
+    role_required: bool = False
+    audit_log: str = "stdout"
+    audit_sql: str = "text"
+    tracing: bool = False
+    tracing_service: str = "pgmcp-http"
+    sqlcommenter: bool = True
     max_request_bytes: int = 1_048_576
     request_read_timeout_ms: int = 10_000
     request_queue_limit: int = 64
@@ -191,6 +231,7 @@ class Settings:
         if self.metrics_token:
             found.append(self.metrics_token)
         found.extend(self.auth_tokens)
+        found.extend(entry.token for entry in self.auth_entries if entry.token)
         return found
 
     def connect_kwargs(self) -> dict[str, str]:
@@ -440,26 +481,133 @@ def _metrics_dir(reader: _Reader) -> str | None:
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 
-def _auth(reader: _Reader) -> tuple[tuple[str, ...], str, bool]:
-    """AUTH_TOKENS (or AUTH_TOKENS_FILE), AUTH_HEADER and REQUIRE_AUTH, checked together."""
+def _auth(reader: _Reader) -> tuple[tuple[str, ...], tuple[TokenEntry, ...], str, bool]:
+    """AUTH_TOKENS (or AUTH_TOKENS_FILE), AUTH_HEADER and REQUIRE_AUTH, checked together.
+
+    AUTH_TOKENS_FILE holds either plain tokens (one per line or comma-separated)
+    or, as YAML or JSON, named entries (:func:`_token_entries`).
+    """
     raw = reader.secret("AUTH_TOKENS")
     source = "AUTH_TOKENS_FILE" if reader.raw("AUTH_TOKENS_FILE") is not None else "AUTH_TOKENS"
+    entries = _token_entries(raw) if raw is not None and source == "AUTH_TOKENS_FILE" else None
     tokens: list[str] = []
-    for line in (raw or "").splitlines():
+    for line in (raw or "").splitlines() if entries is None else []:
         line = line.split("#", 1)[0] if source == "AUTH_TOKENS_FILE" else line
         tokens += [part.strip() for part in line.split(",") if part.strip()]
     for number, token in enumerate(tokens, start=1):
-        if len(token) < 16 or not token.isprintable() or " " in token:
+        if not _usable_token(token):
             raise ConfigError(f"{source}: token {number} must be at least 16 printable characters without spaces; "
                               "generate one with `openssl rand -hex 32`")
     header = reader.raw("AUTH_HEADER") or "X-API-Key"
     if not _HEADER_NAME.match(header) or header.lower() in ("authorization", "content-type", "host"):
         raise ConfigError(f"AUTH_HEADER={header!r} is not a usable header name (for example X-API-Key)")
     require = reader.boolean("REQUIRE_AUTH", False)
-    if require and not tokens:
+    if require and not tokens and not entries:
         raise ConfigError("REQUIRE_AUTH=true but no AUTH_TOKENS (or AUTH_TOKENS_FILE) is set; give the server "
                           "at least one token")
-    return tuple(dict.fromkeys(tokens)), header, require
+    return tuple(dict.fromkeys(tokens)), tuple(entries or ()), header, require
+
+
+def _usable_token(token: str) -> bool:
+    return len(token) >= 16 and token.isprintable() and " " not in token
+
+
+_SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+:-]{0,127}$")
+_SHA256 = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})$")
+
+
+def _token_entries(text: str) -> list[TokenEntry] | None:
+    """Named callers from AUTH_TOKENS_FILE as YAML or JSON, or None when it is a plain token list.
+
+    ``name: <token>`` or ``name: {token: <token> | sha256: <hex digest>, role: <role>}``;
+    the name is the caller's subject. A plain list parses as one YAML string, never as a mapping.
+    """
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    entries: list[TokenEntry] = []
+    digests: set[bytes] = set()
+    for name, value in document.items():
+        where = f"AUTH_TOKENS_FILE: entry {name!r}"
+        if not isinstance(name, str) or not _SUBJECT.match(name) or name == "anonymous":
+            raise ConfigError(f"{where}: a caller name is 1 to 128 of A-Z a-z 0-9 _ . @ + : - (and not "
+                              "'anonymous'); it becomes the caller's subject")
+        spec = {"token": value} if isinstance(value, str) else value
+        if not isinstance(spec, dict) or not set(spec) <= {"token", "sha256", "role"} or \
+                ("token" in spec) == ("sha256" in spec):
+            raise ConfigError(f"{where}: write `{name}: <token>` or `{name}: {{token: ..., role: ...}}` or "
+                              f"`{name}: {{sha256: <hex of the token's SHA-256>, role: ...}}` (exactly one of "
+                              "token and sha256)")
+        if "token" in spec:
+            token = spec["token"]
+            if not isinstance(token, str) or not _usable_token(token):
+                raise ConfigError(f"{where}: the token must be at least 16 printable characters without spaces; "
+                                  "generate one with `openssl rand -hex 32`")
+            digest, secret = hashlib.sha256(token.encode("utf-8")).digest(), token
+        else:
+            match = _SHA256.match(str(spec["sha256"]).strip())
+            if match is None:
+                raise ConfigError(f"{where}: sha256 must be 64 hex digits (`printf %s TOKEN | sha256sum`)")
+            digest, secret = bytes.fromhex(match.group(1)), None
+        if digest in digests:
+            raise ConfigError(f"{where}: the same token is given to two callers; each caller needs its own")
+        digests.add(digest)
+        entries.append(TokenEntry(name=name, sha256=digest, role=_role_name(spec.get("role"), where),
+                                  token=secret))
+    return entries
+
+
+def _role_name(value: object, where: str) -> str | None:
+    """A PostgreSQL role name as stored (case kept: it is quoted when used)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value.encode()) > 63 or not value.isprintable():
+        raise ConfigError(f"{where}: the role must be a PostgreSQL role name (1 to 63 bytes, printable), "
+                          f"not {value!r}")
+    return value.strip()
+
+
+def _roles(reader: _Reader, entries: tuple[TokenEntry, ...]) -> tuple[str | None, bool]:
+    """DEFAULT_ROLE and ROLE_REQUIRED, checked against the entries' roles."""
+    default = _role_name(reader.raw("DEFAULT_ROLE"), "DEFAULT_ROLE")
+    required = reader.boolean("ROLE_REQUIRED", False)
+    if required and default is None and not any(entry.role for entry in entries):
+        raise ConfigError("ROLE_REQUIRED=true but no role is configured: set DEFAULT_ROLE or give entries of "
+                          "AUTH_TOKENS_FILE a role, or every database call would be refused")
+    return default, required
+
+
+def _audit(reader: _Reader) -> tuple[str, str]:
+    """AUDIT_LOG (stdout, off or a file path in an existing, writable directory) and AUDIT_SQL."""
+    target = reader.raw("AUDIT_LOG") or "stdout"
+    if target.lower() in ("stdout", "off"):
+        target = target.lower()
+    else:
+        folder = Path(target).parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"AUDIT_LOG={target}: {folder} is not a writable directory; create it, or use "
+                              "stdout or off")
+    return target, reader.choice("AUDIT_SQL", ("text", "fingerprint", "off")) or "text"
+
+
+def _tracing(reader: _Reader) -> bool:
+    """Whether the OTEL_* variables ask for traces (OTLP over HTTP, the only exporter shipped)."""
+    if reader.boolean("OTEL_SDK_DISABLED", False):
+        return False
+    exporter = (reader.raw("OTEL_TRACES_EXPORTER") or "").lower()
+    if exporter not in ("", "otlp", "none"):
+        raise ConfigError(f"OTEL_TRACES_EXPORTER={exporter!r}: this server ships the OTLP exporter only; use otlp "
+                          "or none")
+    protocol = reader.raw("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
+    endpoint = reader.raw("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or reader.raw("OTEL_EXPORTER_OTLP_ENDPOINT")
+    enabled = exporter == "otlp" or (exporter == "" and endpoint is not None)
+    if enabled and protocol != "http/protobuf":
+        raise ConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: this server exports over http/protobuf only "
+                          "(the collector's port 4318)")
+    return enabled
 
 
 # MCP tool names: 1 to 128 of A-Z a-z 0-9 _ - . (the 2025-11-25 revision's rule).
@@ -539,7 +687,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     database_url, ignored = _database_url(reader)
     ssl_mode, ssl_cert, ssl_key, ssl_ca = _ssl(reader, url_params=parse_dsn(database_url))
     db_auth, db_password_file, aws_region = _db_auth(reader, url_params=parse_dsn(database_url), ssl_mode=ssl_mode)
-    auth_tokens, auth_header, require_auth = _auth(reader)
+    auth_tokens, auth_entries, auth_header, require_auth = _auth(reader)
+    default_role, role_required = _roles(reader, auth_entries)
+    audit_log, audit_sql = _audit(reader)
     federation_url, federation_endpoint, federation_server_id = _federation(reader)
 
     ms = " (milliseconds)"
@@ -604,6 +754,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         auth_tokens=auth_tokens,
         auth_header=auth_header,
         require_auth=require_auth,
+        auth_entries=auth_entries,
+        default_role=default_role,
+        role_required=role_required,
+        audit_log=audit_log,
+        audit_sql=audit_sql,
+        tracing=_tracing(reader),
+        tracing_service=reader.raw("OTEL_SERVICE_NAME") or "pgmcp-http",
+        sqlcommenter=reader.boolean("SQLCOMMENTER", True),
         federation_url=federation_url,
         federation_endpoint=federation_endpoint,
         federation_server_id=federation_server_id,

@@ -6,7 +6,7 @@ JSON-RPC errors. Kept here, importing nothing, so neither side depends on the ot
 
 from __future__ import annotations
 
-__all__ = ["NotFoundError", "UnavailableError"]
+__all__ = ["ForbiddenError", "NotFoundError", "UnavailableError"]
 
 
 class NotFoundError(LookupError):
@@ -15,3 +15,7 @@ class NotFoundError(LookupError):
 
 class UnavailableError(Exception):
     """The database cannot answer right now (down or busy); the message says what to do."""
+
+
+class ForbiddenError(Exception):
+    """The caller may not do this (no database role, or a role refused); the message says what to ask for."""

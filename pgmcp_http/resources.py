@@ -6,6 +6,8 @@
 
 Names are percent-encoded in URIs. Hidden schemas and blocked tables are
 neither listed nor readable: reading one is "not found", like a missing one.
+Every read runs as the caller's role, so with per-caller roles a caller sees
+only what its role may use (see catalog/visibility.py).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from pgmcp_http.catalog import (
     list_schemas,
 )
 from pgmcp_http.catalog.describe import NotFound
-from pgmcp_http.db import Database, DatabaseError, Transaction
-from pgmcp_http.errors import NotFoundError, UnavailableError
+from pgmcp_http.db import Database, DatabaseError, RoleRefused, RoleUnavailable, Transaction
+from pgmcp_http.errors import ForbiddenError, NotFoundError, UnavailableError
+from pgmcp_http.identity import Caller
 
 __all__ = ["PAGE_SIZE", "Resources", "decode_cursor", "encode_cursor"]
 
@@ -85,19 +88,21 @@ class Resources:
         self.visibility = visibility
 
     @contextmanager
-    def _transaction(self) -> Iterator[Transaction]:
+    def _transaction(self, caller: Caller | None) -> Iterator[Transaction]:
         try:
-            with self._database().transaction() as tx:
+            with self._database().transaction(caller=caller) as tx:
                 yield tx
+        except (RoleRefused, RoleUnavailable) as exc:
+            raise ForbiddenError(str(exc)) from None
         except DatabaseError as exc:
             raise UnavailableError(f"cannot read the catalog: {exc}") from None
 
     def templates(self) -> list[dict[str, Any]]:
         return [dict(template) for template in TEMPLATES]
 
-    def list(self, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    def list(self, cursor: str | None, *, caller: Caller | None = None) -> tuple[list[dict[str, Any]], str | None]:
         offset = decode_cursor(cursor)
-        with self._transaction() as tx:
+        with self._transaction(caller) as tx:
             entries = self._all(tx)
         page = entries[offset:offset + PAGE_SIZE]
         next_cursor = encode_cursor(offset + PAGE_SIZE) if offset + PAGE_SIZE < len(entries) else None
@@ -124,9 +129,9 @@ class Resources:
                             "mimeType": MIME, **({"description": fn["comment"]} if fn["comment"] else {})})
         return entries
 
-    def read(self, uri: str) -> list[dict[str, Any]]:
+    def read(self, uri: str, *, caller: Caller | None = None) -> list[dict[str, Any]]:
         kind, parts = self._parse(uri)
-        with self._transaction() as tx:
+        with self._transaction(caller) as tx:
             document = self._document(tx, uri, kind, parts)
         return [{"uri": uri, "mimeType": MIME, "text": orjson.dumps(document).decode("utf-8")}]
 

@@ -13,6 +13,8 @@ import os
 import threading
 import time
 
+import psycopg2
+import psycopg2.extensions as ext
 from mcp_types import methods as wire
 
 from pgmcp_http import SERVICE_NAME, __version__
@@ -21,11 +23,15 @@ from pgmcp_http.completions import Completions
 from pgmcp_http.config import Settings, clean_database_url
 from pgmcp_http.db import Canceller, ConnectOptions, Database, DatabaseError, Pool, Probe, RowLimits, open_connection
 from pgmcp_http.db.credentials import ConnectionSecrets, connection_secrets
+from pgmcp_http.db.login_role import login_role_refusal, startup_report
+from pgmcp_http.identity import RolePolicy
+from pgmcp_http.observability.audit import AuditTrail
 from pgmcp_http.observability.cgroup import memory_limit_bytes
 from pgmcp_http.observability.memory import memory_usage
 from pgmcp_http.observability.metrics import Metrics
 from pgmcp_http.observability.sampler import ProcessSampler
 from pgmcp_http.observability.slowlog import SlowCallLog
+from pgmcp_http.observability.tracing import Tracing
 from pgmcp_http.prompts import Prompts
 from pgmcp_http.protocol import Dispatcher, McpServer, ServerIdentity, SessionCodec
 from pgmcp_http.protocol.cancellation import RequestTags
@@ -109,6 +115,12 @@ class Runtime:
             memory_limit=self.memory_limit,
         )
         self.sampler = ProcessSampler(measure=memory_usage, publish=self.metrics.publish_process)
+        self.roles = _role_policy(settings)
+        if self.roles.mapped:
+            self._check_login_role()
+        self.audit = AuditTrail(target=settings.audit_log, sql=settings.audit_sql, secrets=settings.secret_values())
+        self.tracing = Tracing(enabled=settings.tracing, service_name=settings.tracing_service,
+                               sqlcommenter=settings.sqlcommenter, version=__version__)
         self.probe = Probe(dsn=settings.database_url, libpq_params=settings.connect_kwargs(),
                            secrets=secrets_for(settings).current,
                            timeout_s=settings.health_check_timeout_ms / 1000)
@@ -117,6 +129,7 @@ class Runtime:
             database=self.database,
             context=self.context,
             observers=(self.metrics, SlowCallLog(settings.slow_query_ms)),
+            tracer=self.tracing,
         )
         self.resources = Resources(database=self.database, visibility=Visibility.from_policy(self.policy))
         self.server = McpServer(
@@ -152,7 +165,7 @@ class Runtime:
         settings = self.settings
         options = connect_options(settings)
         pool = Pool(
-            connect=lambda: open_connection(options),
+            connect=lambda: self._connect(options),
             size=settings.connections_per_worker,
             acquire_timeout_s=settings.pool_connection_timeout_ms / 1000,
             idle_timeout_s=settings.pool_idle_timeout_ms / 1000,
@@ -162,10 +175,39 @@ class Runtime:
         return Database(pool=pool, read_only=settings.read_only, timeout_ms=settings.query_timeout_ms,
                         search_path=settings.allowed_schemas)
 
+    def _connect(self, options: ConnectOptions) -> ext.connection:
+        """A new pooled connection; with per-caller roles, refused (fail closed) when its login role turns
+        out to be a superuser or BYPASSRLS, whatever the start-up check could see."""
+        conn = open_connection(options)
+        if self.roles.mapped:
+            refusal = login_role_refusal(conn, self.roles.roles)
+            if refusal is not None:
+                conn.close()
+                raise psycopg2.OperationalError(refusal)
+        return conn
+
+    def _check_login_role(self) -> None:
+        """In the master, before fork: stop start-up if the login role could read past every caller's role;
+        warn of caller roles it cannot switch to. An unreachable database is only noted (each new
+        connection is checked again anyway)."""
+        settings = self.settings
+        try:
+            report = startup_report(dsn=settings.database_url, libpq_params=settings.connect_kwargs(),
+                                    timeout_s=settings.pool_connection_timeout_ms / 1000, roles=self.roles.roles)
+        except psycopg2.Error as exc:
+            log.warning("per-caller roles: the login role could not be checked at start-up (%s); every new "
+                        "connection is checked before use", str(exc).strip().splitlines()[0] if str(exc) else exc)
+            return
+        if report.refusal is not None:
+            raise SystemExit(f"pgmcp-http: configuration error: {report.refusal}")
+        for warning in report.warnings:
+            log.warning(warning)
+
     def start_worker(self) -> None:
-        """Publish this worker's share of the container's figures (call once, after fork)."""
+        """Publish this worker's share of the container's figures (call once, after fork); start tracing."""
         self.metrics.process_started(started_at=self.started_at, memory_limit=self.memory_limit, worker=True)
         self.sampler.start()
+        self.tracing.start_worker()
 
     def start_master(self) -> None:
         """Publish the master's memory once (it serves nothing, so its figure hardly moves)."""
@@ -188,6 +230,15 @@ class Runtime:
             log.warning(warning)
 
     def close(self) -> None:
-        """Close this process's pool (worker exit)."""
+        """Close this process's pool and flush its spans (worker exit)."""
         if self._database is not None and self._database_pid == os.getpid():
             self._database.close()
+        self.tracing.shutdown()
+
+
+def _role_policy(settings: Settings) -> RolePolicy:
+    """Who acts as which role: the token entries' roles, DEFAULT_ROLE, ROLE_REQUIRED."""
+    roles = tuple(dict.fromkeys([entry.role for entry in settings.auth_entries if entry.role]
+                                + ([settings.default_role] if settings.default_role else [])))
+    return RolePolicy(default_role=settings.default_role, required=settings.role_required, mapped=bool(roles),
+                      roles=roles)

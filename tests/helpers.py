@@ -69,6 +69,7 @@ class ServerProcess:
     port: int
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    stdout_path: Path | None = None
 
     @property
     def base(self) -> str:
@@ -116,11 +117,13 @@ def start_server(database_url: str | None, workdir: Path, *, workers: int = 2, t
     full_env.update(env or {})
     log_path = workdir / f"server-{port}.log"
     log_file = log_path.open("wb")
-    SERVER_LOGS.append(log_path)
+    # stdout carries the audit trail (AUDIT_LOG=stdout, the default), stderr the application log.
+    stdout_path = workdir / f"server-{port}.stdout"
+    SERVER_LOGS.extend([log_path, stdout_path])
     _remember_secrets(full_env)
     proc = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=full_env,
-                            stdout=log_file, stderr=subprocess.STDOUT)
-    server = ServerProcess(proc=proc, port=port, log_path=log_path, env=full_env)
+                            stdout=stdout_path.open("wb"), stderr=log_file)
+    server = ServerProcess(proc=proc, port=port, log_path=log_path, env=full_env, stdout_path=stdout_path)
     if wait:
         wait_for_http(server)
     return server

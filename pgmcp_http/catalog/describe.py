@@ -8,7 +8,7 @@ from typing import Any
 from pgmcp_http.catalog.activity import activity
 from pgmcp_http.catalog.hierarchy import hierarchy
 from pgmcp_http.catalog.relations import RELATION_KINDS
-from pgmcp_http.catalog.visibility import Visibility
+from pgmcp_http.catalog.visibility import ACCESSIBLE_RELATION_SQL, Visibility
 from pgmcp_http.db import Transaction
 
 __all__ = ["NotFound", "describe_relation", "find_relation"]
@@ -18,18 +18,20 @@ class NotFound(LookupError):
     """No visible relation of that name; the message suggests close ones."""
 
 
-_FIND_SQL = """
+_FIND_SQL = f"""
 SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND n.nspname = %(schema)s AND c.relname = %(name)s
+  AND {ACCESSIBLE_RELATION_SQL}
 """
 
-_CANDIDATES_SQL = """
+_CANDIDATES_SQL = f"""
 SELECT n.nspname AS schema, c.relname AS name
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%%'
   AND (%(allowed)s::text[] IS NULL OR n.nspname = ANY(%(allowed)s::text[]))
+  AND {ACCESSIBLE_RELATION_SQL}
 """
 
 _RELATION_SQL = """

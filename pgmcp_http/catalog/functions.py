@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pgmcp_http.catalog.visibility import Visibility
+from pgmcp_http.catalog.visibility import ACCESSIBLE_FUNCTION_SQL, Visibility
 from pgmcp_http.db import Transaction
 
 __all__ = ["describe_function", "list_functions"]
 
-_LIST_SQL = """
+_LIST_SQL = f"""
 SELECT n.nspname AS schema, p.proname AS name,
        pg_catalog.pg_get_function_identity_arguments(p.oid) AS arguments,
        pg_catalog.obj_description(p.oid, 'pg_proc') AS comment
@@ -19,10 +19,11 @@ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LI
   AND d.objid IS NULL
   AND (%(schema)s::text IS NULL OR n.nspname = %(schema)s::text)
   AND (%(allowed)s::text[] IS NULL OR n.nspname = ANY(%(allowed)s::text[]))
+  AND {ACCESSIBLE_FUNCTION_SQL}
 ORDER BY 1, 2, 3
 """
 
-_DESCRIBE_SQL = """
+_DESCRIBE_SQL = f"""
 SELECT n.nspname AS schema, p.proname AS name,
        pg_catalog.pg_get_function_identity_arguments(p.oid) AS arguments,
        pg_catalog.pg_get_function_result(p.oid) AS returns,
@@ -36,7 +37,7 @@ SELECT n.nspname AS schema, p.proname AS name,
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_catalog.pg_language l ON l.oid = p.prolang
-WHERE n.nspname = %(schema)s AND p.proname = %(name)s
+WHERE n.nspname = %(schema)s AND p.proname = %(name)s AND {ACCESSIBLE_FUNCTION_SQL}
 ORDER BY 3
 """
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pgmcp_http.catalog.visibility import Visibility
+from pgmcp_http.catalog.visibility import (
+    ACCESSIBLE_FUNCTION_SQL,
+    ACCESSIBLE_RELATION_SQL,
+    ACCESSIBLE_SCHEMA_SQL,
+    Visibility,
+)
 from pgmcp_http.db import Transaction
 
 __all__ = ["NameMatches", "function_names", "schema_names", "table_names"]
@@ -23,9 +28,9 @@ class NameMatches:
     total: int
 
 
-_HIDDEN = """n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%%'
+_HIDDEN = f"""n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%%'
   AND n.nspname NOT LIKE 'pg\\_temp\\_%%'
-  AND (%(allowed)s::text[] IS NULL OR n.nspname = ANY(%(allowed)s::text[]))"""
+  AND (%(allowed)s::text[] IS NULL OR n.nspname = ANY(%(allowed)s::text[])) AND {ACCESSIBLE_SCHEMA_SQL}"""
 
 _SCHEMAS_SQL = f"""
 SELECT n.nspname AS name, count(*) OVER () AS total
@@ -40,7 +45,7 @@ SELECT name, count(*) OVER () AS total FROM (
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND NOT c.relispartition AND {_HIDDEN}
       AND (%(schema)s::text IS NULL OR n.nspname = %(schema)s::text)
-      AND lower(c.relname) LIKE %(prefix)s
+      AND lower(c.relname) LIKE %(prefix)s AND {ACCESSIBLE_RELATION_SQL}
       AND NOT c.relname = ANY(%(blocked_names)s::text[])
       AND NOT (n.nspname || '.' || c.relname) = ANY(%(blocked_qualified)s::text[])
 ) t
@@ -54,7 +59,7 @@ SELECT name, count(*) OVER () AS total FROM (
     LEFT JOIN pg_catalog.pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
     WHERE {_HIDDEN} AND d.objid IS NULL
       AND (%(schema)s::text IS NULL OR n.nspname = %(schema)s::text)
-      AND lower(p.proname) LIKE %(prefix)s
+      AND lower(p.proname) LIKE %(prefix)s AND {ACCESSIBLE_FUNCTION_SQL}
 ) f
 ORDER BY name LIMIT %(limit)s
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pgmcp_http.catalog.visibility import Visibility
+from pgmcp_http.catalog.visibility import ACCESSIBLE_RELATION_SQL, ACCESSIBLE_SCHEMA_SQL, Visibility
 from pgmcp_http.db import Transaction
 
 __all__ = ["RELATION_KINDS", "RelationPage", "human_bytes", "list_relations", "list_schemas", "relations_page"]
@@ -18,7 +18,7 @@ RELATION_KINDS = {
     "f": "foreign table",
 }
 
-_SCHEMAS_SQL = """
+_SCHEMAS_SQL = f"""
 SELECT n.nspname AS name,
        pg_catalog.pg_get_userbyid(n.nspowner) AS owner,
        pg_catalog.obj_description(n.oid, 'pg_namespace') AS comment
@@ -26,10 +26,11 @@ FROM pg_catalog.pg_namespace n
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp\\_%%'
   AND (%(allowed)s::text[] IS NULL OR n.nspname = ANY(%(allowed)s::text[]))
+  AND {ACCESSIBLE_SCHEMA_SQL}
 ORDER BY n.nspname
 """
 
-_RELATIONS_SQL = """
+_RELATIONS_SQL = f"""
 SELECT n.nspname AS schema,
        c.relname AS name,
        c.relkind AS relkind,
@@ -58,6 +59,7 @@ WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
   AND (%(schema)s::text IS NULL OR n.nspname = %(schema)s::text)
   AND (%(allowed)s::text[] IS NULL OR n.nspname = ANY(%(allowed)s::text[]))
   AND (%(pattern)s::text IS NULL OR c.relname ILIKE %(pattern)s::text)
+  AND {ACCESSIBLE_RELATION_SQL}
   AND (%(after_schema)s::text IS NULL
        OR (n.nspname, c.relname) > (%(after_schema)s::text::name, %(after_name)s::text::name))
 ORDER BY n.nspname, c.relname

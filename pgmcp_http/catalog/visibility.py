@@ -1,4 +1,13 @@
-"""Which schemas and tables the configuration lets callers see."""
+"""Which schemas and tables the configuration lets callers see.
+
+A caller whose SQL runs as a role of its own (``SET LOCAL ROLE``, so
+``current_user`` differs from ``session_user``) also sees only what that role
+may use, the way ``information_schema`` shows objects: schemas with USAGE,
+relations with some privilege on them or on one of their columns, functions
+with EXECUTE. The ``ACCESSIBLE_*_SQL`` fragments say so inside the catalog
+queries (they expect ``n`` for pg_namespace, ``c`` for pg_class, ``p`` for
+pg_proc); without a role switch they are true and change nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +15,19 @@ from dataclasses import dataclass
 
 from pgmcp_http.sqlguard import GuardPolicy
 
-__all__ = ["HIDDEN_SCHEMA_PATTERNS", "Visibility"]
+__all__ = ["ACCESSIBLE_FUNCTION_SQL", "ACCESSIBLE_RELATION_SQL", "ACCESSIBLE_SCHEMA_SQL", "HIDDEN_SCHEMA_PATTERNS",
+           "Visibility"]
 
 HIDDEN_SCHEMA_PATTERNS = ("pg_catalog", "information_schema", "pg_toast%", "pg_temp_%")
+
+ACCESSIBLE_SCHEMA_SQL = "(current_user = session_user OR pg_catalog.has_schema_privilege(n.oid, 'USAGE'))"
+ACCESSIBLE_RELATION_SQL = (
+    "(current_user = session_user OR (pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND "
+    "(pg_catalog.has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') OR "
+    "pg_catalog.has_any_column_privilege(c.oid, 'SELECT, INSERT, UPDATE, REFERENCES'))))"
+)
+ACCESSIBLE_FUNCTION_SQL = ("(current_user = session_user OR (pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND "
+                           "pg_catalog.has_function_privilege(p.oid, 'EXECUTE')))")
 
 
 @dataclass(frozen=True)

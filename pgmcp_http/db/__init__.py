@@ -19,6 +19,8 @@ from pgmcp_http.db.errors import (
     QueryCancelled,
     QueryFailed,
     QueryTimeout,
+    RoleRefused,
+    RoleUnavailable,
 )
 from pgmcp_http.db.params import ParamCountError, ParamError, bind
 from pgmcp_http.db.pool import Pool, PoolObserver, PoolStats
@@ -45,6 +47,8 @@ __all__ = [
     "QueryFailed",
     "QueryTimeout",
     "ResultSet",
+    "RoleRefused",
+    "RoleUnavailable",
     "RowLimits",
     "Transaction",
     "bind",

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pgmcp_http.db.errors import RoleRefused
 from pgmcp_http.db.pool import Pool
 from pgmcp_http.db.run import Transaction, transaction
 from pgmcp_http.db.types import TypeNames
+from pgmcp_http.identity import Caller
 
 __all__ = ["Database"]
 
@@ -25,9 +27,14 @@ class Database:
 
     @contextmanager
     def transaction(self, *, timeout_ms: int | None = None, timeout_setting: str = "QUERY_TIMEOUT",
-                    tag: str | None = None) -> Iterator[Transaction]:
+                    tag: str | None = None, caller: Caller | None = None,
+                    comment: str | None = None) -> Iterator[Transaction]:
         """A read-only transaction (see :class:`Transaction`), always ended on exit; ``tag`` names it
-        for cancellation (see :mod:`pgmcp_http.db.cancel`)."""
+        for cancellation (see :mod:`pgmcp_http.db.cancel`); it runs as ``caller``'s role (RoleRefused,
+        before any connection is taken, for a caller that may not run SQL); ``comment`` follows each
+        statement sent."""
+        if caller is not None and caller.refusal is not None:
+            raise RoleRefused(caller.refusal)
         with self.pool.connection() as conn, transaction(
             conn,
             read_only=True,
@@ -37,6 +44,8 @@ class Database:
             search_path=self.search_path,
             timeout_setting=timeout_setting,
             tag=tag,
+            caller=caller,
+            comment=comment,
         ) as tx:
             yield tx
 

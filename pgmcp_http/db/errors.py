@@ -14,6 +14,8 @@ __all__ = [
     "QueryCancelled",
     "QueryFailed",
     "QueryTimeout",
+    "RoleRefused",
+    "RoleUnavailable",
 ]
 
 
@@ -77,3 +79,12 @@ class QueryFailed(DatabaseError):
         if self.sqlstate:
             parts.append(f"[SQLSTATE {self.sqlstate}]")
         return " ".join(parts)
+
+
+class RoleRefused(DatabaseError):
+    """The caller may not run SQL at all (no role while ROLE_REQUIRED=true); nothing was sent."""
+
+
+class RoleUnavailable(DatabaseError):
+    """PostgreSQL would not switch to the caller's role (it does not exist, or the login role was not
+    granted it): the call ends here, and nothing ran under the login role."""

@@ -3,7 +3,14 @@
 :func:`transaction` opens nothing until the first statement, then sends
 ``BEGIN READ ONLY`` and the ``SET LOCAL`` limits in the same round trip as that
 statement. Every setting is transaction-local, so nothing outlives the call
-(also behind a transaction-mode pooler such as PgBouncer). On the way out the
+(also behind a transaction-mode pooler such as PgBouncer). That includes who
+is asking: ``SET LOCAL ROLE`` to the caller's role and its subject and claims
+as ``pgmcp.subject`` / ``pgmcp.claims`` (what ``set_config(..., true)`` sets),
+so PostgreSQL's privileges and row-level security apply to the caller. If the
+role cannot be taken, PostgreSQL aborts the rest of that round trip: the
+statement never runs under the login role. An optional ``comment`` (the
+sqlcommenter trace context) is appended after every statement sent, outside
+anything the guard approved. On the way out the
 transaction is rolled back, or committed only for a write the caller asked to
 keep; a failure to end it leaves the connection for the pool to discard.
 
@@ -15,6 +22,7 @@ bounded whatever the table size: at most ``max_rows`` rows and about
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,8 +34,16 @@ import psycopg2.errors
 import psycopg2.extensions as ext
 
 from pgmcp_http.db.cancel import tagged_application_name
-from pgmcp_http.db.errors import ConnectionLost, DatabaseUnavailable, QueryCancelled, QueryFailed, QueryTimeout
+from pgmcp_http.db.errors import (
+    ConnectionLost,
+    DatabaseUnavailable,
+    QueryCancelled,
+    QueryFailed,
+    QueryTimeout,
+    RoleUnavailable,
+)
 from pgmcp_http.db.types import TypeNames
+from pgmcp_http.identity import Caller
 
 __all__ = ["Column", "ResultSet", "RowLimits", "Transaction", "transaction"]
 
@@ -72,8 +88,11 @@ class Transaction:
 
     def __init__(self, conn: ext.connection, *, read_only: bool, server_read_only: bool, timeout_ms: int,
                  types: TypeNames, search_path: tuple[str, ...] = (),
-                 timeout_setting: str = "QUERY_TIMEOUT", tag: str | None = None) -> None:
+                 timeout_setting: str = "QUERY_TIMEOUT", tag: str | None = None, caller: Caller | None = None,
+                 comment: str | None = None) -> None:
         self.conn = conn
+        self.caller = caller
+        self.comment = f"\n{comment}" if comment else ""
         self.application_name = tagged_application_name(tag) if tag else None
         self.read_only = read_only or server_read_only
         self.server_read_only = server_read_only
@@ -110,16 +129,42 @@ class Transaction:
             text += f"SET LOCAL search_path = {path}; "
         if self.application_name:  # hex tag, checked: lets notifications/cancelled find this backend
             text += f"SET LOCAL application_name = '{self.application_name}'; "
+        if self.caller is not None:
+            text += _identity_preamble(self.caller.role, self.caller.subject, self.caller.claims_json)
         return text
 
     def _execute(self, cur: ext.cursor, sql: str, params: Params) -> None:
-        text = sql if self.begun else self._preamble() + sql
+        comment = self.comment if params is None else self.comment.replace("%", "%%")
+        if self.begun:
+            text = sql + comment
+        else:
+            preamble = self._preamble()
+            text = (preamble if params is None else preamble.replace("%", "%%")) + sql + comment
         try:
             cur.execute(text, params)
         except psycopg2.Error as exc:
+            first = not self.begun
             self.begun = self.begun or self.conn.info.transaction_status != ext.TRANSACTION_STATUS_IDLE
+            if first and self._role_refused(exc):
+                raise self._role_error(exc) from None
             raise self._translate(exc, cur.query) from None
         self.begun = True
+
+    def _role_refused(self, exc: psycopg2.Error) -> bool:
+        """Whether PostgreSQL refused the preamble's ``SET LOCAL ROLE`` (unknown role, or not granted)."""
+        role = self.caller.role if self.caller is not None else None
+        if role is None or exc.pgcode not in ("22023", "42704", "42501"):
+            return False
+        message = exc.diag.message_primary or ""
+        return f'"{role}"' in message and "role" in message
+
+    def _role_error(self, exc: psycopg2.Error) -> RoleUnavailable:
+        caller = self.caller or Caller(subject="?")
+        reason = exc.diag.message_primary or _first_line(exc)
+        return RoleUnavailable(
+            f"cannot act as database role {caller.role} for caller {caller.subject}: {reason}; nothing "
+            f"was run. The operator must create the role and grant it to the login role "
+            f"(GRANT {_quote_ident(caller.role or '')} TO <login role>)")
 
     def _translate(self, exc: psycopg2.Error, sent: bytes | None = None) -> Exception:
         if self.conn.closed:
@@ -249,11 +294,13 @@ class Transaction:
 @contextmanager
 def transaction(conn: ext.connection, *, read_only: bool, server_read_only: bool, timeout_ms: int,
                 types: TypeNames, search_path: tuple[str, ...] = (),
-                timeout_setting: str = "QUERY_TIMEOUT", tag: str | None = None) -> Iterator[Transaction]:
+                timeout_setting: str = "QUERY_TIMEOUT", tag: str | None = None, caller: Caller | None = None,
+                comment: str | None = None) -> Iterator[Transaction]:
     """A transaction that is always ended: rolled back, or committed when the body asked for a write
     (:meth:`Transaction.make_writable`) and finished without an error."""
     tx = Transaction(conn, read_only=read_only, server_read_only=server_read_only, timeout_ms=timeout_ms,
-                     types=types, search_path=search_path, timeout_setting=timeout_setting, tag=tag)
+                     types=types, search_path=search_path, timeout_setting=timeout_setting, tag=tag, caller=caller,
+                     comment=comment)
     try:
         yield tx
     except BaseException:
@@ -272,6 +319,19 @@ def transaction(conn: ext.connection, *, read_only: bool, server_read_only: bool
 
 def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_literal(value: str) -> str:
+    """An escape-string literal, read the same whatever standard_conforming_strings says."""
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+@functools.lru_cache(maxsize=1024)
+def _identity_preamble(role: str | None, subject: str, claims_json: str) -> str:
+    """``SET LOCAL ROLE`` and the caller's settings, built once per caller (callers are few and fixed)."""
+    text = f"SET LOCAL ROLE {_quote_ident(role)}; " if role else ""
+    return (text + f"SET LOCAL pgmcp.subject = {_quote_literal(subject)}; "
+            f"SET LOCAL pgmcp.claims = {_quote_literal(claims_json)}; ")
 
 
 def _near(sent: bytes | None, position: str | None) -> str | None:

@@ -14,6 +14,8 @@ from typing import Any
 
 from mcp_types import PROTOCOL_VERSION_META_KEY
 
+from pgmcp_http.callrecord import CallRecord
+from pgmcp_http.identity import Caller
 from pgmcp_http.protocol.cancellation import Canceller, RequestTags
 from pgmcp_http.protocol.envelope import RoutingHeaders, read_envelope, unsupported_version
 from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST, RpcError
@@ -75,7 +77,10 @@ class Dispatcher:
         self.tags = tags
         self.canceller = canceller
 
-    def dispatch(self, message: Any, headers: RoutingHeaders) -> Reply:
+    def dispatch(self, message: Any, headers: RoutingHeaders, *, caller: Caller | None = None,
+                 record: CallRecord | None = None) -> Reply:
+        """Answer one message. ``caller`` is who sent it (its SQL runs as the caller's role); ``record``,
+        when the web layer audits this request, receives the revision and client it used."""
         if isinstance(message, list):
             return _malformed("batch requests are not supported; send one JSON-RPC message per POST")
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
@@ -96,8 +101,8 @@ class Dispatcher:
             return self._notification(method, era, headers, params)
         request_id = message["id"]
         if era == MODERN:
-            return self._modern(request_id, method, params, headers)
-        return self._handshake(request_id, method, params, headers)
+            return self._modern(request_id, method, params, headers, caller, record)
+        return self._handshake(request_id, method, params, headers, caller, record)
 
     @staticmethod
     def _era(method: str, params: Mapping[str, Any] | None, headers: RoutingHeaders) -> str:
@@ -141,24 +146,30 @@ class Dispatcher:
         return "cancelled" if stopped else "not_running"
 
     def _modern(self, request_id: Any, method: str, params: Mapping[str, Any] | None,
-                headers: RoutingHeaders) -> Reply:
+                headers: RoutingHeaders, caller: Caller | None, record: CallRecord | None) -> Reply:
         try:
             envelope = read_envelope(method, params, headers)
         except RpcError as exc:
             return _error(request_id, exc, era=MODERN, method=method, version=headers.protocol_version)
+        if record is not None:
+            record.protocol_version = envelope.version
+            record.note_client(envelope.client_info)
         ctx = CallContext(era=MODERN, version=envelope.version, client_info=envelope.client_info,
-                          cancel_tag=self._tag(method, _modern_scope(headers), request_id))
+                          cancel_tag=self._tag(method, _modern_scope(headers), request_id), caller=caller,
+                          record=record)
         return self._call(request_id, method, params, ctx)
 
     def _handshake(self, request_id: Any, method: str, params: Mapping[str, Any] | None,
-                   headers: RoutingHeaders) -> Reply:
+                   headers: RoutingHeaders, caller: Caller | None, record: CallRecord | None) -> Reply:
         if method == "initialize":
             try:
                 result, version = self.server.initialize(params)
             except RpcError as exc:
                 return _error(request_id, exc, era=HANDSHAKE, method=method)
+            info = (params or {}).get("clientInfo")
+            client = (info.get("name"), info.get("version")) if isinstance(info, Mapping) else None
             return Reply(body={"jsonrpc": "2.0", "id": request_id, "result": result}, era=HANDSHAKE,
-                         method=method, version=version, session_id=self.sessions.issue(version))
+                         method=method, version=version, session_id=self.sessions.issue(version, client))
         if headers.session_id is None:
             return _error(request_id, RpcError(INVALID_REQUEST, "missing Mcp-Session-Id header: send initialize "
                                                "first and repeat the session id it returns"),
@@ -171,8 +182,12 @@ class Dispatcher:
         # A supported handshake revision in MCP-Protocol-Version that differs from the session's is
         # accepted (the transport asks for 400 only for an invalid or unsupported one; the SDKs do the
         # same); the answer keeps the session's revision. An unsupported one never gets here (see _era).
+        if record is not None:
+            record.protocol_version = claims.version
+            record.client_name, record.client_version = claims.client_name, claims.client_version
         ctx = CallContext(era=HANDSHAKE, version=claims.version, session_nonce=claims.nonce,
-                          cancel_tag=self._tag(method, _session_scope(claims.nonce), request_id))
+                          cancel_tag=self._tag(method, _session_scope(claims.nonce), request_id), caller=caller,
+                          record=record)
         return self._call(request_id, method, params, ctx)
 
     def _tag(self, method: str, scope: str, request_id: Any) -> str | None:

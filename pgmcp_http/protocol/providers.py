@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from pgmcp_http.callrecord import CallRecord
+from pgmcp_http.identity import Caller
+
 __all__ = ["CompletionProvider", "PromptProvider", "ResourceProvider", "ToolDescription", "ToolProvider",
            "ToolResult"]
 
@@ -35,20 +38,23 @@ class ToolResult(Protocol):
 class ToolProvider(Protocol):
     def specs(self) -> Sequence[ToolDescription]: ...
 
-    def call(self, name: str, arguments: dict[str, Any], *, tag: str | None = None) -> ToolResult:
-        """Run a tool; raises NotFoundError for an unknown name. ``tag`` names the call for cancellation."""
+    def call(self, name: str, arguments: dict[str, Any], *, tag: str | None = None, caller: Caller | None = None,
+             record: CallRecord | None = None) -> ToolResult:
+        """Run a tool; raises NotFoundError for an unknown name. ``tag`` names the call for cancellation;
+        its SQL runs as ``caller``'s role; ``record`` receives what the audit trail says of the call."""
         ...
 
 
 class ResourceProvider(Protocol):
-    def list(self, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of resources and the cursor of the next (None at the end)."""
+    def list(self, cursor: str | None, *, caller: Caller | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the resources ``caller`` may see and the cursor of the next (None at the end)."""
         ...
 
     def templates(self) -> list[dict[str, Any]]: ...
 
-    def read(self, uri: str) -> list[dict[str, Any]]:
-        """The contents of ``uri``; NotFoundError when unknown or hidden."""
+    def read(self, uri: str, *, caller: Caller | None = None) -> list[dict[str, Any]]:
+        """The contents of ``uri`` as ``caller``'s role sees it; NotFoundError when unknown or hidden,
+        ForbiddenError when the caller may not read the database at all."""
         ...
 
 
@@ -62,6 +68,6 @@ class PromptProvider(Protocol):
 
 class CompletionProvider(Protocol):
     def complete(self, ref: dict[str, Any], argument: str, value: str,
-                 context: dict[str, str] | None) -> dict[str, Any]:
+                 context: dict[str, str] | None, *, caller: Caller | None = None) -> dict[str, Any]:
         """The ``completion`` object; NotFoundError for an unknown reference or argument."""
         ...

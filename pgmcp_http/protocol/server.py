@@ -16,10 +16,13 @@ import orjson
 from mcp_types import methods as wire
 from pydantic import ValidationError
 
-from pgmcp_http.errors import NotFoundError, UnavailableError
+from pgmcp_http.callrecord import CallRecord
+from pgmcp_http.errors import ForbiddenError, NotFoundError, UnavailableError
+from pgmcp_http.identity import Caller
 from pgmcp_http.protocol.errors import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
+    INVALID_REQUEST,
     METHOD_NOT_FOUND,
     RESOURCE_NOT_FOUND,
     RpcError,
@@ -42,13 +45,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CallContext:
-    """Who is calling, in which era and revision; ``cancel_tag`` names this request for cancellation."""
+    """Who is calling, in which era and revision; ``cancel_tag`` names this request for cancellation,
+    ``caller`` is whose role its SQL runs as, ``record`` collects what the audit trail says of it."""
 
     era: str
     version: str
     session_nonce: str | None = None
     client_info: Any = None
     cancel_tag: str | None = None
+    caller: Caller | None = None
+    record: CallRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,7 @@ class McpServer:
         name = params["name"]
         arguments = params.get("arguments") or {}
         try:
-            outcome = self.tools.call(name, arguments, tag=ctx.cancel_tag)
+            outcome = self.tools.call(name, arguments, tag=ctx.cancel_tag, caller=ctx.caller, record=ctx.record)
         except NotFoundError as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from None
         return tool_result(outcome, structured=at_least(ctx.version, "2025-06-18"))
@@ -144,9 +150,11 @@ class McpServer:
     def _resources_list(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         cursor = params.get("cursor")
         try:
-            resources, next_cursor = self.resources.list(cursor)
+            resources, next_cursor = self.resources.list(cursor, caller=ctx.caller)
         except ValueError as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from None
+        except ForbiddenError as exc:
+            raise RpcError(INVALID_REQUEST, str(exc)) from None
         except UnavailableError as exc:
             raise RpcError(INTERNAL_ERROR, str(exc)) from None
         result: dict[str, Any] = {"resources": resources}
@@ -160,9 +168,13 @@ class McpServer:
     def _resources_read(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         uri = params["uri"]
         try:
-            contents = self.resources.read(uri)
+            contents = self.resources.read(uri, caller=ctx.caller)
         except NotFoundError as exc:
             raise RpcError(RESOURCE_NOT_FOUND, str(exc), {"uri": uri}) from None
+        except ForbiddenError as exc:
+            if ctx.record is not None:
+                ctx.record.outcome = "refused"
+            raise RpcError(INVALID_REQUEST, str(exc)) from None
         except UnavailableError as exc:
             raise RpcError(INTERNAL_ERROR, str(exc)) from None
         return {"contents": contents}
@@ -181,9 +193,12 @@ class McpServer:
         argument = params["argument"]
         context = (params.get("context") or {}).get("arguments")
         try:
-            completion = self.completions.complete(params["ref"], argument["name"], argument["value"], context)
+            completion = self.completions.complete(params["ref"], argument["name"], argument["value"], context,
+                                                   caller=ctx.caller)
         except NotFoundError as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from None
+        except ForbiddenError as exc:
+            raise RpcError(INVALID_REQUEST, str(exc)) from None
         except UnavailableError as exc:
             raise RpcError(INTERNAL_ERROR, str(exc)) from None
         return {"completion": completion}

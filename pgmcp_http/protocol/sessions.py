@@ -2,7 +2,8 @@
 
 A handshake-era session id is a signed token, not a key into a table:
 ``v1.<payload>.<signature>`` where the payload (base64url JSON) carries the
-negotiated revision, issue and expiry times and a random nonce, and the
+negotiated revision, issue and expiry times, a random nonce and the client's
+name and version (for the audit trail: later requests do not repeat them), and the
 signature is HMAC-SHA256 under SESSION_SECRET. Replicas that share the secret
 share the sessions; no sticky load balancing and no shared storage.
 """
@@ -36,6 +37,8 @@ class SessionClaims:
     issued_at: int
     expires_at: int
     nonce: str
+    client_name: str | None = None
+    client_version: str | None = None
 
 
 def _b64(data: bytes) -> str:
@@ -59,10 +62,13 @@ class SessionCodec:
     def _sign(self, message: str) -> str:
         return _b64(hmac.new(self._secret, message.encode("ascii"), hashlib.sha256).digest())
 
-    def issue(self, version: str) -> str:
-        """A new session id for a client that negotiated ``version``."""
+    def issue(self, version: str, client: tuple[str | None, str | None] | None = None) -> str:
+        """A new session id for a client that negotiated ``version`` (``client``: its name and version)."""
         now = int(self._clock())
-        payload = {"v": version, "iat": now, "exp": now + self._ttl_s, "n": secrets.token_urlsafe(12)}
+        payload: dict[str, object] = {"v": version, "iat": now, "exp": now + self._ttl_s,
+                                      "n": secrets.token_urlsafe(12)}
+        if client is not None and (client[0] or client[1]):
+            payload["c"] = [(client[0] or "")[:64], (client[1] or "")[:32]]
         body = f"{_PREFIX}.{_b64(orjson.dumps(payload))}"
         return f"{body}.{self._sign(body)}"
 
@@ -76,8 +82,10 @@ class SessionCodec:
             raise InvalidSession("session id signature does not verify")
         try:
             payload = orjson.loads(_unb64(parts[1]))
+            client = payload.get("c") or [None, None]
             claims = SessionClaims(version=str(payload["v"]), issued_at=int(payload["iat"]),
-                                   expires_at=int(payload["exp"]), nonce=str(payload["n"]))
+                                   expires_at=int(payload["exp"]), nonce=str(payload["n"]),
+                                   client_name=client[0] or None, client_version=client[1] or None)
         except (ValueError, KeyError, TypeError):
             raise InvalidSession("malformed session id") from None
         if claims.expires_at <= self._clock():

@@ -124,6 +124,7 @@ def _statement_kind(node_type: str, body: dict[str, Any], policy: GuardPolicy) -
     if node_type in WRITE_STATEMENTS:
         if policy.read_only:
             raise Refusal(f"{statement_label(node_type)} is not allowed in read-only mode")
+        _check_write_target(node_type, body)
         return "write"
     if node_type == "ExplainStmt":
         raise Refusal("EXPLAIN is not run by this tool; use the analyze_query tool with the bare statement")
@@ -150,6 +151,7 @@ def _check_node(key: str, value: Any, policy: GuardPolicy, relations: set[str],
     """Refuse what this node may not do; True when it is a nested write allowed in write mode."""
     if key[:1].isupper() and key.endswith("Stmt") and key not in READ_STATEMENTS:  # a node type, not a field
         if key in WRITE_STATEMENTS and not policy.read_only:
+            _check_write_target(key, value)
             return True
         raise Refusal(f"a data-modifying or utility statement ({statement_label(key)}) inside the query "
                       "is not allowed in read-only mode")
@@ -164,6 +166,19 @@ def _check_node(key: str, value: Any, policy: GuardPolicy, relations: set[str],
     elif "relname" in value and isinstance(value.get("relname"), str):
         relations.add(_check_relation(value, policy))
     return False
+
+
+def _check_write_target(node_type: str, body: Any) -> None:
+    """Refuse a write into a system catalog: ``UPDATE pg_settings`` is ``set_config`` in disguise (its rule
+    calls it), which could change ``role`` for the rest of a pooled session; the others need a superuser."""
+    target = body.get("relation") if isinstance(body, dict) else None
+    if not isinstance(target, dict):
+        return
+    schema, table = target.get("schemaname"), target.get("relname")
+    if schema in SYSTEM_SCHEMAS or (schema is None and table == "pg_settings"):
+        shown = f"{schema}.{table}" if schema else table
+        raise Refusal(f"{statement_label(node_type)} into {shown} is not allowed: writing a system catalog changes "
+                      "settings or the catalog itself")
 
 
 def _names(parts: list[Any]) -> list[str]:

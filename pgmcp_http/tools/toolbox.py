@@ -4,20 +4,26 @@ This is the one place where database and guard errors become what the caller
 reads: a refusal, a timeout or a PostgreSQL error is an ``isError`` result
 with a message a person can act on; only an unknown tool is the caller's
 protocol mistake (:class:`UnknownTool`). Every finished call is reported to
-the observers (metrics, the slow-query log) with its outcome and duration.
+the observers (metrics, the slow-query log) with its outcome and duration, and
+noted in the call's :class:`~pgmcp_http.callrecord.CallRecord` for the audit
+trail (statement, parameter types, rows, outcome; never a value). The
+transaction runs as the caller's role, inside a database span when tracing is
+on, whose trace context follows each statement as a sqlcommenter comment.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from pgmcp_http.callrecord import CallRecord, json_type, scrub
 from pgmcp_http.db import (
     ConnectionLost,
     Database,
@@ -27,12 +33,15 @@ from pgmcp_http.db import (
     QueryCancelled,
     QueryFailed,
     QueryTimeout,
+    RoleRefused,
+    RoleUnavailable,
 )
 from pgmcp_http.errors import NotFoundError
+from pgmcp_http.identity import Caller
 from pgmcp_http.sqlguard import Refusal
 from pgmcp_http.tools.spec import ToolContext, ToolError, ToolSpec
 
-__all__ = ["CallObserver", "ToolOutcome", "Toolbox", "UnknownTool"]
+__all__ = ["CallObserver", "DatabaseTracer", "ToolOutcome", "Toolbox", "UnknownTool", "statement_of"]
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +71,59 @@ class CallObserver(Protocol):
         """``outcome`` is ToolOutcome.outcome; ``seconds`` runs from the call to its result."""
 
 
+class DatabaseTracer(Protocol):
+    """Opens the span around a tool's database work (see observability/tracing.py)."""
+
+    def database_span(self, tool: str, summary: Callable[[], str]) -> AbstractContextManager[str | None]:
+        """Yield the sqlcommenter comment to append to each statement (None: no comment)."""
+        ...
+
+
+@contextmanager
+def _no_span(tool: str, summary: Callable[[], str]) -> Iterator[str | None]:
+    yield None
+
+
+class _Untraced:
+    database_span = staticmethod(_no_span)
+
+
 def _failure(message: str, outcome: str) -> ToolOutcome:
     return ToolOutcome(outcome=outcome, error=message)
+
+
+def statement_of(spec: ToolSpec, arguments: Mapping[str, Any]) -> str | None:
+    """The SQL a call runs, as written: the ``sql`` argument (query, analyze_query) or a custom tool's own."""
+    sql = arguments.get("sql")
+    if isinstance(sql, str):
+        return sql
+    fixed = getattr(spec.run, "sql", None)
+    return fixed if isinstance(fixed, str) else None
+
+
+def _param_types(spec: ToolSpec, arguments: Mapping[str, Any]) -> list[str] | None:
+    """The JSON types of the values bound to the statement, in order: ``params`` ($1..$n) of query, or a
+    custom tool's arguments in the order it declares them. Types only, never a value."""
+    params = arguments.get("params")
+    if isinstance(params, list):
+        return [json_type(value) for value in params]
+    if getattr(spec.run, "sql", None) is None:
+        return None
+    order = list(spec.input_schema.get("properties") or {})
+    return [json_type(arguments[name]) for name in order if name in arguments]
 
 
 class Toolbox:
     """The server's tools, keyed by name, and how to run them."""
 
     def __init__(self, specs: list[ToolSpec], *, database: Callable[[], Database], context: ToolContext,
-                 observers: Sequence[CallObserver] = ()) -> None:
+                 observers: Sequence[CallObserver] = (), tracer: DatabaseTracer | None = None) -> None:
         self._specs = {spec.name: spec for spec in specs}
         self._validators = {spec.name: Draft202012Validator(spec.input_schema) for spec in specs}
         self._database = database
         self.context = context
         self._observers = tuple(observers)
+        self._tracer: DatabaseTracer = tracer or _Untraced()
 
     def specs(self) -> list[ToolSpec]:
         return list(self._specs.values())
@@ -97,29 +145,35 @@ class Toolbox:
             return f"invalid arguments: {error.message}"
         return f"invalid argument `{where}`: {error.message}"
 
-    def call(self, name: str, arguments: dict[str, Any], *, tag: str | None = None) -> ToolOutcome:
+    def call(self, name: str, arguments: dict[str, Any], *, tag: str | None = None, caller: Caller | None = None,
+             record: CallRecord | None = None) -> ToolOutcome:
         """Run tool ``name``; raises UnknownTool, otherwise always returns an outcome. ``tag`` names the
-        call's transaction so that ``notifications/cancelled`` can stop it from any worker."""
+        call's transaction so that ``notifications/cancelled`` can stop it from any worker; the SQL runs as
+        ``caller``'s role; ``record`` is told what the audit trail says of the call."""
         spec = self.get(name)
         started = time.perf_counter()
         outcome = "internal_error"  # what the observers hear if a bug escapes below
+        result: ToolOutcome | None = None
         try:
-            result = self._call(spec, arguments, tag)
+            result = self._call(spec, arguments, tag, caller)
             outcome = result.outcome
             return result
         finally:
             seconds = time.perf_counter() - started
             for observer in self._observers:
                 observer.tool_called(name, arguments, outcome, seconds)
+            if record is not None:
+                _note(record, spec, arguments, outcome, result)
 
-    def _call(self, spec: ToolSpec, arguments: dict[str, Any], tag: str | None) -> ToolOutcome:
+    def _call(self, spec: ToolSpec, arguments: dict[str, Any], tag: str | None,
+              caller: Caller | None) -> ToolOutcome:
         name = spec.name
         problem = self.validate(name, arguments)
         if problem is not None:
             return _failure(problem, "invalid_arguments")
         for attempt in (1, 2):
             try:
-                return self._run_once(spec, arguments, tag)
+                return self._run_once(spec, arguments, tag, caller)
             except ConnectionLost as exc:
                 # A pooled connection died (e.g. PostgreSQL restarted): nothing was
                 # committed, so one retry on a fresh connection is safe.
@@ -128,10 +182,25 @@ class Toolbox:
                 log.info("retrying tool %s on a fresh connection: %s", name, exc)
         raise AssertionError("unreachable")
 
-    def _run_once(self, spec: ToolSpec, arguments: dict[str, Any], tag: str | None) -> ToolOutcome:
+    def _summary(self, spec: ToolSpec, arguments: Mapping[str, Any]) -> str:
+        """The database span's name: the statement's kind and tables (``SELECT shop.orders``) when the guard
+        approves it (a memo lookup), else the tool's name; never a value."""
+        sql = statement_of(spec, arguments)
+        if sql is not None:
+            try:
+                approved = self.context.guard.check(sql)
+            except Refusal:
+                return spec.name
+            operation = {"select": "SELECT", "show": "SHOW"}.get(approved.kind, "WRITE")
+            return " ".join([operation, *sorted(approved.relations)[:4]])
+        return spec.name
+
+    def _run_once(self, spec: ToolSpec, arguments: dict[str, Any], tag: str | None,
+                  caller: Caller | None) -> ToolOutcome:
         try:
-            with self._database().transaction(timeout_ms=spec.timeout_ms, timeout_setting=spec.timeout_setting,
-                                              tag=tag) as tx:
+            with self._tracer.database_span(spec.name, lambda: self._summary(spec, arguments)) as comment, \
+                    self._database().transaction(timeout_ms=spec.timeout_ms, timeout_setting=spec.timeout_setting,
+                                                 tag=tag, caller=caller, comment=comment) as tx:
                 data = spec.run(tx, arguments, self.context)
             texts = spec.render(data, arguments) if spec.render is not None else None
             return ToolOutcome(outcome="ok", data=data, texts=texts)
@@ -139,6 +208,10 @@ class Toolbox:
             raise
         except Refusal as exc:
             return _failure(f"refused: {exc.reason}", "refused")
+        except RoleRefused as exc:
+            return _failure(f"refused: {exc}", "refused")
+        except RoleUnavailable as exc:
+            return _failure(str(exc), "role_unavailable")
         except ToolError as exc:
             return _failure(exc.message, exc.outcome)
         except QueryTimeout as exc:
@@ -151,3 +224,21 @@ class Toolbox:
             return _failure(str(exc), "busy")
         except DatabaseUnavailable as exc:
             return _failure(f"{exc}; retry later", "unavailable")
+
+
+def _note(record: CallRecord, spec: ToolSpec, arguments: Mapping[str, Any], outcome: str,
+          result: ToolOutcome | None) -> None:
+    """What the audit trail says of a finished call: no argument or result value, only shapes and counts."""
+    record.tool = spec.name
+    record.outcome = outcome
+    record.sql = statement_of(spec, arguments)
+    record.param_types = _param_types(spec, arguments)
+    if result is None:
+        return
+    params = arguments.get("params")
+    record.reason = scrub(result.error, params if isinstance(params, list) else list(arguments.values()))
+    data = result.data or {}
+    if isinstance(data.get("row_count"), int):
+        record.rows = data["row_count"]
+    if isinstance(data.get("truncated"), bool):
+        record.truncated = data["truncated"]

@@ -19,7 +19,9 @@ from collections.abc import Iterable
 
 from flask import Request, Response, current_app, g, request
 
+from pgmcp_http.config import TokenEntry
 from pgmcp_http.web.http import json_response, note, runtime
+from pgmcp_http.web.identity import IDENTITIES_KEY, Identities
 
 __all__ = ["UNAUTHORIZED", "TokenSet", "authorize", "challenge"]
 
@@ -34,21 +36,35 @@ def _digest(value: str) -> bytes:
 
 
 class TokenSet:
-    """The accepted tokens, kept only as SHA-256 digests."""
+    """The accepted tokens, kept only as SHA-256 digests, each with the caller it stands for.
 
-    def __init__(self, tokens: Iterable[str]) -> None:
-        self._digests = tuple(_digest(token) for token in tokens)
+    Plain tokens (AUTH_TOKENS, or a plain AUTH_TOKENS_FILE) stand for a caller
+    named after a short digest of the token, ``token:<12 hex digits>``; named
+    entries of AUTH_TOKENS_FILE for their name. The token itself never names anyone.
+    """
+
+    def __init__(self, tokens: Iterable[str], entries: Iterable[TokenEntry] = ()) -> None:
+        plain = [(_digest(token), (f"token:{_digest(token).hex()[:12]}", None)) for token in tokens]
+        named = [(entry.sha256, (entry.name, entry.role)) for entry in entries]
+        self._digests = tuple(digest for digest, _ in plain + named)
+        self.callers: tuple[tuple[str, str | None], ...] = tuple(caller for _, caller in plain + named)
+        """(subject, role) of each token, in the order :meth:`match` numbers them."""
 
     def __bool__(self) -> bool:
         return bool(self._digests)
 
-    def matches(self, presented: str) -> bool:
-        """Whether ``presented`` is one of the tokens; compares against all of them every time."""
+    def match(self, presented: str) -> int:
+        """The number of the token ``presented`` is, or -1; compares against all of them every time,
+        without a branch on the result."""
         candidate = _digest(presented)
-        found = False
-        for known in self._digests:
-            found |= hmac.compare_digest(candidate, known)
-        return found
+        found = 0
+        for number, known in enumerate(self._digests, start=1):
+            found += number * hmac.compare_digest(candidate, known)
+        return found - 1
+
+    def matches(self, presented: str) -> bool:
+        """Whether ``presented`` is one of the tokens."""
+        return self.match(presented) >= 0
 
 
 def presented_credentials(req: Request, header: str) -> list[str]:
@@ -85,17 +101,25 @@ def challenge(req: Request, tokens: TokenSet, header: str) -> Response | None:
 def authorize() -> Response | None:
     """``before_request`` for the protected blueprints: None to go on, or the 401 to send.
 
-    An accepted request records who it is (``g.caller``: a short digest of its
-    token, never the token) so that it can cancel its own requests and only those.
+    An accepted request records who it is: ``g.identity``, the
+    :class:`~pgmcp_http.identity.Caller` its token stands for (with auth off,
+    the anonymous caller), and ``g.caller``, a short digest of its token (never
+    the token) so that it can cancel its own requests and only those.
     """
     tokens: TokenSet = current_app.extensions[TOKENS_KEY]
+    identities: Identities = current_app.extensions[IDENTITIES_KEY]
     if not tokens:
+        g.identity = identities.anonymous
         return None
     header = runtime().settings.auth_header
     refusal = challenge(request, tokens, header)
     if refusal is not None:
         note(outcome="unauthorized")
         return refusal
-    g.caller = next(_digest(value).hex()[:16] for value in presented_credentials(request, header)
-                    if tokens.matches(value))
+    for value in presented_credentials(request, header):
+        number = tokens.match(value)
+        if number >= 0:
+            g.caller = _digest(value).hex()[:16]
+            g.identity = identities.caller(number)
+            break
     return None

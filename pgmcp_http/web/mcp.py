@@ -24,6 +24,7 @@ from pgmcp_http.web.http import (
     runtime,
     too_deep,
 )
+from pgmcp_http.web.trail import Trail
 
 __all__ = ["bp", "rpc_error"]
 
@@ -107,14 +108,29 @@ def post_mcp() -> Response:
     if too_deep(message):
         return rpc_error(400, INVALID_REQUEST, f"Invalid Request: the message nests arrays or objects more than "
                                                f"{MAX_JSON_DEPTH} levels deep")
-    reply = runtime().dispatcher.dispatch(message, _routing_headers(request))
-    note(mcp_method=reply.method, mcp_version=reply.version, mcp_era=reply.era, tool=reply.tool,
-         outcome=reply.outcome, rpc_error=reply.error_code)
-    status = _status(reply)
-    headers = {"Mcp-Session-Id": reply.session_id} if reply.session_id else None
-    if reply.body is None:
-        return Response(status=status, headers=headers)
-    return json_response(reply.body, status, headers)
+    with _trail(message) as trail:
+        reply = runtime().dispatcher.dispatch(message, _routing_headers(request), caller=trail.caller,
+                                              record=trail.record)
+        trail.replied(version=reply.version, body=reply.body, error_code=reply.error_code,
+                      tool_error=reply.outcome == "error")
+        note(mcp_method=reply.method, mcp_version=reply.version, mcp_era=reply.era, tool=reply.tool,
+             outcome=reply.outcome, rpc_error=reply.error_code)
+        status = _status(reply)
+        headers = {"Mcp-Session-Id": reply.session_id} if reply.session_id else None
+        response = Response(status=status, headers=headers) if reply.body is None else json_response(
+            reply.body, status, headers)
+        trail.sent(response)
+    return response
+
+
+def _trail(message: Any) -> Trail:
+    """The span and audit record of this message (only a request with a method gets either)."""
+    if not isinstance(message, dict):
+        return Trail(runtime(), method=None, params=None)
+    method, params = message.get("method"), message.get("params")
+    return Trail(runtime(), method=method if isinstance(method, str) else None,
+                 params=params if isinstance(params, dict) else None, request_id=message.get("id"),
+                 is_request="id" in message)
 
 
 @bp.route("/mcp", methods=["GET", "DELETE"])

@@ -25,6 +25,7 @@ from pgmcp_http.web.http import (
     runtime,
     too_deep,
 )
+from pgmcp_http.web.trail import Trail
 
 __all__ = ["bp"]
 
@@ -71,9 +72,15 @@ def tools_call() -> Response:
     if not isinstance(arguments, dict):
         return _client_error(400, "\"arguments\" must be an object")
     note(mcp_method="tools/call", tool=body["name"], mcp_era="rest")
-    try:
-        outcome = runtime().toolbox.call(body["name"], arguments)
-    except NotFoundError as exc:
-        return _client_error(404, str(exc))
-    note(outcome=outcome.outcome)
-    return json_response(tool_result(outcome, structured=True))
+    with Trail(runtime(), method="tools/call", params=body) as trail:
+        try:
+            outcome = runtime().toolbox.call(body["name"], arguments, caller=trail.caller, record=trail.record)
+        except NotFoundError as exc:
+            trail.replied(version=None, body={"error": {"message": str(exc)}})
+            response = _client_error(404, str(exc))
+        else:
+            trail.replied(version=None, body=None, tool_error=outcome.is_error)
+            note(outcome=outcome.outcome)
+            response = json_response(tool_result(outcome, structured=True))
+        trail.sent(response)
+    return response

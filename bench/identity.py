@@ -1,0 +1,116 @@
+"""What "who is asking" costs on the ``tools/call`` hot path: a mapped role, the audit trail, tracing.
+
+Starts its own PostgreSQL and one gunicorn worker per configuration, then
+sends the same ``query`` call (``SELECT id FROM users WHERE id = $1``) one at
+a time over a kept-alive connection, in interleaved rounds so that outside
+load hits every configuration alike, and prints the median latency of each
+and its ratio to the baseline (a plain token, no role, audit and tracing off).
+Tracing exports to a local OTLP/HTTP sink that discards what it gets, every
+span sampled. Figures depend on the machine: read the ratios.
+
+Environment: BENCH_CALLS (per round and configuration, default 1500), BENCH_ROUNDS (default 3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import http.server
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import harness
+
+CALLS = int(os.environ.get("BENCH_CALLS", "1500"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+TOKEN = "bench-token-" + "0123456789abcdef"
+
+
+class _Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def otlp_sink() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def configurations(tokens: Path, named: Path, audit: Path, endpoint: str) -> dict[str, dict[str, str]]:
+    plain = {"AUTH_TOKENS_FILE": str(tokens), "AUDIT_LOG": "off"}
+    mapped = {"AUTH_TOKENS_FILE": str(named), "AUDIT_LOG": "off"}
+    tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "1000"}
+    return {
+        "baseline (plain token, no role, audit off)": plain,
+        "mapped role (SET LOCAL ROLE + subject)": mapped,
+        "mapped role + audit to a file": {**mapped, "AUDIT_LOG": str(audit)},
+        "mapped role + tracing (every span exported)": {**mapped, **tracing},
+        "mapped role + tracing, SQLCOMMENTER=false": {**mapped, **tracing, "SQLCOMMENTER": "false"},
+        "all of it: role, audit, tracing": {**mapped, **tracing, "AUDIT_LOG": str(audit)},
+    }
+
+
+def measure(port: int, calls: int) -> list[float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+    samples: list[float] = []
+    for number in range(calls):
+        body = json.dumps({"name": "query", "arguments": {"sql": "SELECT id FROM users WHERE id = $1",
+                                                          "params": [number % 50 + 1]}})
+        started = time.perf_counter()
+        conn.request("POST", "/mcp/tools/call", body=body, headers=headers)
+        reply = conn.getresponse()
+        data = reply.read()
+        samples.append(time.perf_counter() - started)
+        if reply.status != 200 or b'"isError":false' not in data:
+            raise RuntimeError(f"call failed: {reply.status} {data[:300]!r}")
+    conn.close()
+    return samples
+
+
+def main() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="pgmcp-bench-identity-"))
+    tokens, named, audit = folder / "tokens", folder / "callers.yaml", folder / "audit.jsonl"
+    tokens.write_text(TOKEN + "\n")
+    named.write_text(f"bench-agent: {{token: {TOKEN}, role: bench_reader}}\n")
+    with harness.database() as db, otlp_sink() as endpoint:
+        db.psql("CREATE ROLE bench_reader NOLOGIN; GRANT USAGE ON SCHEMA public TO bench_reader; "
+                "GRANT SELECT ON ALL TABLES IN SCHEMA public TO bench_reader; GRANT bench_reader TO mcp_readonly;")
+        configs = configurations(tokens, named, audit, endpoint)
+        medians: dict[str, list[float]] = {name: [] for name in configs}
+        servers = {}
+        with contextlib.ExitStack() as stack:
+            for name, env in configs.items():
+                servers[name] = stack.enter_context(harness.server(db.readonly_url, workers=1, threads=4, env=env))
+                measure(servers[name].port, 200)  # warm up: connections, guard memo, JIT-free caches
+            for _ in range(ROUNDS):
+                for name, running in servers.items():
+                    medians[name].append(statistics.median(measure(running.port, CALLS)))
+    baseline = statistics.median(medians[next(iter(configs))])
+    print(f"tools/call `query` one at a time, {ROUNDS} rounds x {CALLS} calls, median latency per configuration")
+    print(f"{'configuration':<48} {'median ms':>10} {'vs baseline':>12} {'added us':>9}")
+    for name, values in medians.items():
+        median = statistics.median(values)
+        print(f"{name:<48} {median * 1000:>10.3f} {median / baseline:>11.3f}x {(median - baseline) * 1e6:>9.0f}")
+
+
+if __name__ == "__main__":
+    main()

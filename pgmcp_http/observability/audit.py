@@ -1,0 +1,141 @@
+"""The audit trail: one JSON line per ``tools/call`` and ``resources/read``, whatever its outcome.
+
+Written on a logger of its own (``pgmcp.audit``, not propagated to the
+application log) to ``AUDIT_LOG``: ``stdout`` (the default: container
+platforms collect it), a file path, or ``off``. Each record is one
+``write(2)`` of one line on a descriptor opened for appending, so lines from
+every thread and every worker stay whole in one file.
+
+A record says who (subject, role, client), what (method, tool or resource,
+the statement's text and/or its ``pglast`` fingerprint per ``AUDIT_SQL``, the
+number and JSON types of the parameters), and how it ended (rows, bytes,
+truncated, duration, outcome and reason). It never holds a token, a
+password, a parameter value or a result value: values are not in the
+:class:`~pgmcp_http.callrecord.CallRecord` to begin with, reasons are scrubbed
+of bound values, and configured secrets are redacted from the finished line.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from pglast import parser
+
+from pgmcp_http.callrecord import CallRecord
+from pgmcp_http.identity import Caller
+from pgmcp_http.observability.logs import redact
+
+__all__ = ["AUDIT_LOGGER", "OUTCOMES", "AuditTrail", "audit_outcome", "fingerprint"]
+
+AUDIT_LOGGER = "pgmcp.audit"
+OUTCOMES = ("ok", "refused", "error", "timeout", "cancelled")
+MAX_SQL_CHARS = 10_000
+
+_KEPT = {"ok": "ok", "refused": "refused", "timeout": "timeout", "cancelled": "cancelled"}
+
+
+def audit_outcome(detail: str | None, rpc_error: bool) -> str:
+    """One of OUTCOMES from the toolbox's precise outcome (``db_error``, ``busy``...) or, for calls that
+    never reached a tool (unknown tool, bad params, resources), from whether the reply was an error."""
+    if detail is not None:
+        return _KEPT.get(detail, "error")
+    return "error" if rpc_error else "ok"
+
+
+@functools.lru_cache(maxsize=4096)
+def fingerprint(sql: str) -> str | None:
+    """PostgreSQL's query fingerprint (same statement shape, same fingerprint); None when unparseable."""
+    try:
+        return str(parser.fingerprint(sql))
+    except parser.ParseError:
+        return None
+
+
+class _LineHandler(logging.Handler):
+    """Writes each record's message, a finished JSON line, with one ``os.write`` (appends stay whole)."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+        self._fd: int | None = None
+        self._pid = 0
+        self._open_lock = threading.Lock()
+
+    def _descriptor(self) -> int:
+        if self.target == "stdout":
+            return 1
+        pid = os.getpid()
+        if self._fd is None or self._pid != pid:  # opened per process, after fork
+            with self._open_lock:
+                if self._fd is None or self._pid != pid:
+                    self._fd = os.open(self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+                    self._pid = pid
+        return self._fd
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            os.write(self._descriptor(), record.getMessage().encode("utf-8") + b"\n")
+        except OSError:
+            self.handleError(record)
+
+
+class AuditTrail:
+    """Builds and writes audit records; with ``AUDIT_LOG=off`` it opens no record at all."""
+
+    def __init__(self, *, target: str, sql: str, secrets: Iterable[str] = ()) -> None:
+        self.enabled = target != "off"
+        self.sql_mode = sql
+        self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
+        self.log = logging.getLogger(AUDIT_LOGGER)
+        self.log.propagate = False
+        self.log.setLevel(logging.INFO)
+        if self.enabled:
+            for existing in list(self.log.handlers):
+                if isinstance(existing, _LineHandler):
+                    self.log.removeHandler(existing)
+            self.log.addHandler(_LineHandler(target))
+
+    def open(self, method: str) -> CallRecord | None:
+        """A record for an audited call of ``method``, or None when auditing is off."""
+        return CallRecord(method=method) if self.enabled else None
+
+    def write(self, record: CallRecord, *, request_id: str | None, trace_id: str | None, caller: Caller | None,
+              bytes_sent: int | None, seconds: float, rpc_error: str | None) -> None:
+        """Write ``record`` as one line; ``rpc_error`` is the JSON-RPC error message when the reply was one."""
+        now = time.time()
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+            "request_id": request_id,
+            "trace_id": trace_id,
+            "subject": caller.subject if caller is not None else None,
+            "role": caller.role if caller is not None else None,
+            "client_name": record.client_name,
+            "client_version": record.client_version,
+            "protocol_version": record.protocol_version,
+            "method": record.method,
+            "tool": record.tool,
+            "resource": record.resource,
+            "sql_fingerprint": None,
+            "sql": None,
+            "param_count": len(record.param_types) if record.param_types is not None else None,
+            "param_types": record.param_types,
+            "rows": record.rows,
+            "bytes": bytes_sent,
+            "truncated": record.truncated,
+            "duration_ms": round(seconds * 1000, 2),
+            "outcome": audit_outcome(record.outcome, rpc_error is not None),
+            "reason": record.reason or rpc_error,
+        }
+        if record.sql is not None and self.sql_mode != "off":
+            entry["sql_fingerprint"] = fingerprint(record.sql)
+            if self.sql_mode == "text":
+                entry["sql"] = record.sql[:MAX_SQL_CHARS]
+        line = orjson.dumps(entry).decode("utf-8")
+        self.log.info(redact(line, self.secrets) if self.secrets else line)
