@@ -18,6 +18,7 @@ from pgmcp_http.web import auth, mcp, metrics, probes, rest
 from pgmcp_http.web.disconnect import DisconnectWatcher, WatchDisconnects
 from pgmcp_http.web.http import json_response
 from pgmcp_http.web.identity import IDENTITIES_KEY, Identities
+from pgmcp_http.web.jwt_callers import JWT_CALLERS_KEY, JwtCallers
 from pgmcp_http.web.mcp import rpc_error
 
 __all__ = ["create_app", "secrets_of"]
@@ -41,6 +42,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Flask:
     runtime = app.extensions["pgmcp"] = Runtime(settings)
     tokens = app.extensions[auth.TOKENS_KEY] = auth.TokenSet(settings.auth_tokens, settings.auth_entries)
     app.extensions[IDENTITIES_KEY] = Identities(tokens.callers, app.extensions["pgmcp"].roles)
+    if settings.jwt is not None:
+        app.extensions[JWT_CALLERS_KEY] = JwtCallers(settings.jwt, app.extensions["pgmcp"].roles)
     app.register_blueprint(mcp.bp)
     app.register_blueprint(rest.bp)
     app.register_blueprint(probes.bp)
@@ -68,7 +71,7 @@ def _warn_about(settings: Settings) -> None:
                     ", ".join(settings.ignored_url_parameters))
     if not settings.read_only:
         log.warning("READ_ONLY=false: the query tool may INSERT, UPDATE, DELETE and MERGE")
-    if not settings.auth_tokens and not settings.auth_entries:
+    if not settings.auth_tokens and not settings.auth_entries and settings.jwt is None:
         log.warning("AUTH_TOKENS is not set: anyone who can reach port %s can call the tools and read the "
                     "database; set AUTH_TOKENS (or AUTH_TOKENS_FILE), and REQUIRE_AUTH=true to make this an error",
                     settings.port)

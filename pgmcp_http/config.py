@@ -26,8 +26,8 @@ import psycopg2
 import yaml
 from psycopg2.extensions import parse_dsn
 
-__all__ = ["TOOL_NAME", "VARIABLES", "ConfigError", "Settings", "TokenEntry", "Variable", "load_settings",
-           "settings_or_exit"]
+__all__ = ["TOOL_NAME", "VARIABLES", "ConfigError", "JwtSettings", "Settings", "TokenEntry", "Variable",
+           "load_settings", "settings_or_exit"]
 
 
 class ConfigError(ValueError):
@@ -104,6 +104,14 @@ VARIABLES: tuple[Variable, ...] = (
              "naming each caller: `name: {token or sha256, role}` (see Identity and roles)"),
     Variable("AUTH_HEADER", "X-API-Key", "header that may carry a token instead of `Authorization: Bearer`"),
     Variable("REQUIRE_AUTH", "false", "refuse to start without AUTH_TOKENS (the production manifests set it)"),
+    Variable("JWT_KEY_FILE", "(none: JWTs not accepted)", "PEM public key (RS256/ES256) or file holding the HMAC "
+             "secret (HS256) that bearer JWTs must be signed with"),
+    Variable("JWT_ALGORITHMS", "RS256", "comma-separated algorithms JWTs may use (`RS256`, `ES256`, `HS256`...)"),
+    Variable("JWT_AUDIENCE", "(required with JWT_KEY_FILE)", "the `aud` a JWT must carry"),
+    Variable("JWT_ISSUER", "(any)", "the `iss` a JWT must carry"),
+    Variable("SUBJECT_CLAIM", "sub", "JWT claim that names the caller (its subject)"),
+    Variable("ROLE_CLAIM", "(none)", "JWT claim naming the caller's PostgreSQL role, checked against ALLOWED_ROLES"),
+    Variable("ALLOWED_ROLES", "(required with ROLE_CLAIM)", "comma-separated roles a JWT's role claim may name"),
     Variable("DEFAULT_ROLE", "(none: the login role)", "PostgreSQL role for callers whose token entry names none"),
     Variable("ROLE_REQUIRED", "false", "refuse every database call of a caller that has no role"),
     Variable("AUDIT_LOG", "stdout", "where the audit trail goes: `stdout`, a file path (appended to) or `off`"),
@@ -155,6 +163,19 @@ class TokenEntry:
 
 
 @dataclass(frozen=True, kw_only=True)
+class JwtSettings:
+    """How bearer JWTs are verified and what their claims mean (JWT_* and the *_CLAIM variables)."""
+
+    key: str = field(repr=False)
+    algorithms: tuple[str, ...]
+    audience: str
+    issuer: str | None = None
+    subject_claim: str = "sub"
+    role_claim: str | None = None
+    allowed_roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the server needs to know, validated. Durations are in milliseconds."""
 
@@ -201,6 +222,7 @@ class Settings:
     auth_header: str = "X-API-Key"
     require_auth: bool = False
     auth_entries: tuple[TokenEntry, ...] = field(default=(), repr=False)
+    jwt: JwtSettings | None = None
     default_role: str | None = None
     role_required: bool = False
     audit_log: str = "stdout"
@@ -232,6 +254,8 @@ class Settings:
             found.append(self.metrics_token)
         found.extend(self.auth_tokens)
         found.extend(entry.token for entry in self.auth_entries if entry.token)
+        if self.jwt is not None and not self.jwt.key.startswith("-----BEGIN"):
+            found.append(self.jwt.key)
         return found
 
     def connect_kwargs(self) -> dict[str, str]:
@@ -502,7 +526,7 @@ def _auth(reader: _Reader) -> tuple[tuple[str, ...], tuple[TokenEntry, ...], str
     if not _HEADER_NAME.match(header) or header.lower() in ("authorization", "content-type", "host"):
         raise ConfigError(f"AUTH_HEADER={header!r} is not a usable header name (for example X-API-Key)")
     require = reader.boolean("REQUIRE_AUTH", False)
-    if require and not tokens and not entries:
+    if require and not tokens and not entries and reader.raw("JWT_KEY_FILE") is None:
         raise ConfigError("REQUIRE_AUTH=true but no AUTH_TOKENS (or AUTH_TOKENS_FILE) is set; give the server "
                           "at least one token")
     return tuple(dict.fromkeys(tokens)), tuple(entries or ()), header, require
@@ -570,11 +594,50 @@ def _role_name(value: object, where: str) -> str | None:
     return value.strip()
 
 
-def _roles(reader: _Reader, entries: tuple[TokenEntry, ...]) -> tuple[str | None, bool]:
-    """DEFAULT_ROLE and ROLE_REQUIRED, checked against the entries' roles."""
+_JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+                   "HS256", "HS384", "HS512")
+
+
+def _jwt(reader: _Reader) -> JwtSettings | None:
+    """JWT_* and the claim variables; None when JWT_KEY_FILE is unset (JWTs are then just unknown tokens)."""
+    path = reader.path("JWT_KEY_FILE")
+    if path is None:
+        for name in ("JWT_AUDIENCE", "JWT_ISSUER", "ROLE_CLAIM", "ALLOWED_ROLES"):
+            if reader.raw(name) is not None:
+                raise ConfigError(f"{name} is set but JWT_KEY_FILE is not; give the key JWTs are signed with")
+        return None
+    key = Path(path).read_text(encoding="utf-8").strip()
+    algorithms = tuple(part.strip() for part in (reader.raw("JWT_ALGORITHMS") or "RS256").split(",") if part.strip())
+    unknown = [name for name in algorithms if name not in _JWT_ALGORITHMS]
+    if unknown or not algorithms:
+        raise ConfigError(f"JWT_ALGORITHMS: {', '.join(unknown) or 'empty'} is not one of {', '.join(_JWT_ALGORITHMS)}")
+    public = key.startswith("-----BEGIN")
+    if public == any(name.startswith("HS") for name in algorithms):
+        raise ConfigError("JWT_KEY_FILE must hold a PEM public key for RS/PS/ES/EdDSA algorithms, or an HMAC "
+                          "secret (no PEM) for HS256/384/512; do not mix them in JWT_ALGORITHMS")
+    if not public and len(key) < 32:
+        raise ConfigError("JWT_KEY_FILE: an HMAC secret must be at least 32 characters")
+    audience = reader.raw("JWT_AUDIENCE")
+    if audience is None:
+        raise ConfigError("JWT_KEY_FILE is set but JWT_AUDIENCE is not: name the audience JWTs must be issued for, "
+                          "or a token minted for another service would be accepted")
+    role_claim = reader.raw("ROLE_CLAIM")
+    allowed = tuple(_role_name(part, "ALLOWED_ROLES") or "" for part in (reader.raw("ALLOWED_ROLES") or "").split(",")
+                    if part.strip())
+    if role_claim is not None and not allowed:
+        raise ConfigError("ROLE_CLAIM is set but ALLOWED_ROLES is not: list the roles a JWT may ask for")
+    return JwtSettings(key=key, algorithms=algorithms, audience=audience, issuer=reader.raw("JWT_ISSUER"),
+                       subject_claim=reader.raw("SUBJECT_CLAIM") or "sub", role_claim=role_claim,
+                       allowed_roles=allowed)
+
+
+def _roles(reader: _Reader, entries: tuple[TokenEntry, ...],
+           jwt: JwtSettings | None = None) -> tuple[str | None, bool]:
+    """DEFAULT_ROLE and ROLE_REQUIRED, checked against the entries' roles and the JWT role claim."""
     default = _role_name(reader.raw("DEFAULT_ROLE"), "DEFAULT_ROLE")
     required = reader.boolean("ROLE_REQUIRED", False)
-    if required and default is None and not any(entry.role for entry in entries):
+    claimed = jwt is not None and jwt.role_claim is not None
+    if required and default is None and not claimed and not any(entry.role for entry in entries):
         raise ConfigError("ROLE_REQUIRED=true but no role is configured: set DEFAULT_ROLE or give entries of "
                           "AUTH_TOKENS_FILE a role, or every database call would be refused")
     return default, required
@@ -688,7 +751,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     ssl_mode, ssl_cert, ssl_key, ssl_ca = _ssl(reader, url_params=parse_dsn(database_url))
     db_auth, db_password_file, aws_region = _db_auth(reader, url_params=parse_dsn(database_url), ssl_mode=ssl_mode)
     auth_tokens, auth_entries, auth_header, require_auth = _auth(reader)
-    default_role, role_required = _roles(reader, auth_entries)
+    jwt_settings = _jwt(reader)
+    default_role, role_required = _roles(reader, auth_entries, jwt_settings)
     audit_log, audit_sql = _audit(reader)
     federation_url, federation_endpoint, federation_server_id = _federation(reader)
 
@@ -755,6 +819,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         auth_header=auth_header,
         require_auth=require_auth,
         auth_entries=auth_entries,
+        jwt=jwt_settings,
         default_role=default_role,
         role_required=role_required,
         audit_log=audit_log,

@@ -237,8 +237,10 @@ class Runtime:
 
 
 def _role_policy(settings: Settings) -> RolePolicy:
-    """Who acts as which role: the token entries' roles, DEFAULT_ROLE, ROLE_REQUIRED."""
+    """Who acts as which role: the token entries' roles, DEFAULT_ROLE, the JWT role claim's ALLOWED_ROLES,
+    ROLE_REQUIRED."""
+    claimed = list(settings.jwt.allowed_roles) if settings.jwt is not None and settings.jwt.role_claim else []
     roles = tuple(dict.fromkeys([entry.role for entry in settings.auth_entries if entry.role]
-                                + ([settings.default_role] if settings.default_role else [])))
+                                + ([settings.default_role] if settings.default_role else []) + claimed))
     return RolePolicy(default_role=settings.default_role, required=settings.role_required, mapped=bool(roles),
                       roles=roles)

@@ -223,3 +223,89 @@ def test_through_pgbouncer_transaction_mode(bounced_server):
                              calls))
     assert all(found == expected[who] for who, found in seen)
     assert SUPPORT and NOBODY  # the roles the callers map to exist in the pooled database too
+
+
+# -- callers from JWTs ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def jwt_server(idb, tmp_path_factory):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    workdir = tmp_path_factory.mktemp("jwt13")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = workdir / "jwt.pem"
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    server = start_server(idb.login_url, workdir, workers=1, threads=4,
+                          env={"JWT_KEY_FILE": str(public), "JWT_AUDIENCE": "pgmcp", "JWT_ISSUER": "https://idp.test",
+                               "ROLE_CLAIM": "db_role", "ALLOWED_ROLES": f"{ANALYST},{SUPPORT}",
+                               "ROLE_REQUIRED": "true", "REQUIRE_AUTH": "true"})
+    yield server, key
+    server.stop()
+
+
+def signed(key: Any, **claims: Any) -> dict[str, str]:
+    import time
+
+    import jwt
+
+    body = {"iss": "https://idp.test", "aud": "pgmcp", "exp": int(time.time()) + 600, **claims}
+    return {"Authorization": f"Bearer {jwt.encode(body, key, algorithm='RS256')}"}
+
+
+def test_jwt_callers_get_their_subject_and_role(jwt_server):
+    server, key = jwt_server
+    alice = signed(key, sub="alice", db_role=ANALYST, team="blue")
+    result = call_tool(server, "query", {"sql": "SELECT id, current_user AS role, whoami() AS subject, "
+                                                "current_setting('pgmcp.claims', true)::jsonb ->> 'team' AS team "
+                                                "FROM docs ORDER BY id"}, headers=alice)
+    assert result["structuredContent"]["rows"] == [{"id": 1, "role": ANALYST, "subject": "alice", "team": "blue"},
+                                                   {"id": 2, "role": ANALYST, "subject": "alice", "team": "blue"}]
+    carol = signed(key, sub="carol", db_role=SUPPORT)
+    assert ids(call_tool(server, "query", {"sql": "SELECT id FROM docs ORDER BY id"}, headers=carol)) == [1, 3, 5]
+    mallory = call_tool(server, "query", {"sql": "SELECT 1"}, headers=signed(key, sub="mallory", db_role="postgres"))
+    assert mallory["isError"] and "not in ALLOWED_ROLES" in mallory["content"][0]["text"]
+    unmapped = call_tool(server, "query", {"sql": "SELECT 1"}, headers=signed(key, sub="nora"))
+    assert unmapped["isError"] and "ROLE_REQUIRED=true" in unmapped["content"][0]["text"]
+
+
+def test_invalid_jwts_get_401(jwt_server):
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from tests.helpers import request
+
+    server, key = jwt_server
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    bad = [signed(key, sub="alice", exp=int(time.time()) - 3600), signed(key, sub="alice", aud="elsewhere"),
+           signed(key, sub="alice", iss="https://evil.test"), signed(other, sub="alice"),
+           {"Authorization": "Bearer " + jwt.encode({"sub": "alice", "aud": "pgmcp", "iss": "https://idp.test",
+                                                     "exp": int(time.time()) + 600}, "x" * 40, algorithm="HS256")},
+           signed(key, db_role=ANALYST)]  # no subject
+    for headers in bad:
+        status, _, _ = request("POST", f"{server.base}/mcp/tools/call",
+                               {"name": "query", "arguments": {"sql": "SELECT 1"}},
+                               headers={"Content-Type": "application/json", **headers})
+        assert status == 401, headers
+
+
+def test_jwt_settings_are_checked(tmp_path):
+    base = {"DATABASE_URL": "postgresql://u@localhost/db"}
+    pem = tmp_path / "key.pem"
+    pem.write_text("-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n")
+    secret = tmp_path / "secret"
+    secret.write_text("s" * 40)
+    for env, fragment in [({"JWT_KEY_FILE": str(pem)}, "JWT_AUDIENCE is not"),
+                          ({"JWT_KEY_FILE": str(pem), "JWT_AUDIENCE": "a", "ROLE_CLAIM": "r"}, "ALLOWED_ROLES is not"),
+                          ({"JWT_KEY_FILE": str(pem), "JWT_AUDIENCE": "a", "JWT_ALGORITHMS": "HS256"}, "HMAC secret"),
+                          ({"JWT_KEY_FILE": str(secret), "JWT_AUDIENCE": "a"}, "PEM public key"),
+                          ({"JWT_KEY_FILE": str(pem), "JWT_AUDIENCE": "a", "JWT_ALGORITHMS": "none"}, "not one of"),
+                          ({"ROLE_CLAIM": "r"}, "JWT_KEY_FILE is not")]:
+        with pytest.raises(ConfigError, match=fragment):
+            load_settings({**base, **env})
+    hmac = load_settings({**base, "JWT_KEY_FILE": str(secret), "JWT_AUDIENCE": "a", "JWT_ALGORITHMS": "HS256",
+                          "REQUIRE_AUTH": "true"})
+    assert hmac.jwt is not None and "s" * 40 in hmac.secret_values()

@@ -22,6 +22,7 @@ from flask import Request, Response, current_app, g, request
 from pgmcp_http.config import TokenEntry
 from pgmcp_http.web.http import json_response, note, runtime
 from pgmcp_http.web.identity import IDENTITIES_KEY, Identities
+from pgmcp_http.web.jwt_callers import JWT_CALLERS_KEY, JwtCallers
 
 __all__ = ["UNAUTHORIZED", "TokenSet", "authorize", "challenge"]
 
@@ -102,17 +103,26 @@ def authorize() -> Response | None:
     """``before_request`` for the protected blueprints: None to go on, or the 401 to send.
 
     An accepted request records who it is: ``g.identity``, the
-    :class:`~pgmcp_http.identity.Caller` its token stands for (with auth off,
-    the anonymous caller), and ``g.caller``, a short digest of its token (never
+    :class:`~pgmcp_http.identity.Caller` its token stands for (a configured
+    token first, else a valid JWT when JWT_KEY_FILE is set; with auth off, the
+    anonymous caller), and ``g.caller``, a short digest of its token (never
     the token) so that it can cancel its own requests and only those.
     """
     tokens: TokenSet = current_app.extensions[TOKENS_KEY]
     identities: Identities = current_app.extensions[IDENTITIES_KEY]
-    if not tokens:
+    jwts: JwtCallers | None = current_app.extensions.get(JWT_CALLERS_KEY)
+    if not tokens and jwts is None:
         g.identity = identities.anonymous
         return None
     header = runtime().settings.auth_header
     refusal = challenge(request, tokens, header)
+    if refusal is not None and jwts is not None:
+        for value in presented_credentials(request, header):
+            caller = jwts.caller(value)
+            if caller is not None:
+                g.caller = _digest(value).hex()[:16]
+                g.identity = caller
+                return None
     if refusal is not None:
         note(outcome="unauthorized")
         return refusal
