@@ -36,6 +36,13 @@ class Caller:
     refusal: str | None = None
 
     @property
+    def identifies(self) -> bool:
+        """Whether its transactions must say who is asking (a role to switch to, or a subject other than
+        anonymous). The anonymous caller on the login role adds nothing, so a server without tokens or roles
+        sends PostgreSQL exactly the SQL it sent before callers had identities."""
+        return self.role is not None or self.subject != ANONYMOUS
+
+    @property
     def claims_json(self) -> str:
         """The claims as compact JSON (what ``current_setting('pgmcp.claims', true)::jsonb`` reads)."""
         return orjson.dumps(dict(self.claims), option=orjson.OPT_SORT_KEYS).decode("utf-8")

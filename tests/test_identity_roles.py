@@ -195,6 +195,7 @@ def test_role_policy_resolution():
     strict = RolePolicy(required=True, mapped=True)
     assert "ROLE_REQUIRED=true" in (strict.caller("bob").refusal or "")
     assert RolePolicy().caller("anonymous").claims_json == '{"sub":"anonymous"}'
+    assert not RolePolicy().caller("anonymous").identifies and RolePolicy().caller("ci").identifies
 
 
 # -- the same through PgBouncer in transaction mode ------------------------------------------------

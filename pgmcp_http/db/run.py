@@ -129,7 +129,7 @@ class Transaction:
             text += f"SET LOCAL search_path = {path}; "
         if self.application_name:  # hex tag, checked: lets notifications/cancelled find this backend
             text += f"SET LOCAL application_name = '{self.application_name}'; "
-        if self.caller is not None:
+        if self.caller is not None and self.caller.identifies:
             text += _identity_preamble(self.caller.role, self.caller.subject, self.caller.claims_json)
         return text
 
