@@ -177,3 +177,25 @@ def test_security_definer_functions_are_refused_unless_allowed():
     assert policy.definer_refusal(frozenset({(None, "audited"), (None, "lower")}), definers) is None
     by_name = GuardPolicy(allowed_definer_functions=("get_secret",))
     assert by_name.definer_refusal(frozenset({(None, "get_secret")}), definers) is None
+
+
+@pytest.mark.parametrize(("sql", "reason"), [
+    ("SELECT (pid).pg_terminate_backend FROM pg_stat_activity", "function pg_terminate_backend is not allowed"),
+    ("SELECT (pid).pg_cancel_backend FROM pg_stat_activity", "function pg_cancel_backend is not allowed"),
+    ("SELECT (4242::bigint).pg_advisory_lock", "function pg_advisory_lock is not allowed"),
+    ("SELECT ((q).ts_stat).word FROM (SELECT 'SELECT 1'::text AS q) x", "function ts_stat is not allowed"),
+    ("SELECT ('/etc/passwd'::text).pg_read_file", "function pg_read_file is not allowed"),
+    ("SELECT s.pg_read_file FROM (SELECT '/etc/hostname'::text) s", "function pg_read_file is not allowed"),
+    ("SELECT setseed(0.5)", "function setseed is not allowed"),
+    ("SELECT 1 OPERATOR(billing.+) 1", "operator billing.+ is in schema billing"),
+    ("SELECT 'x'::billing.money_t", "type billing.money_t is in schema billing"),
+])
+def test_attribute_notation_operators_and_types_are_checked_too(sql, reason):
+    with pytest.raises(Refusal) as caught:
+        check(sql, POLICY)
+    assert reason in caught.value.reason
+
+
+def test_attribute_notation_and_operators_reach_the_definer_check():
+    approved = check("SELECT o.note, (o).total FROM orders o WHERE 1 === 1", POLICY)
+    assert {(None, "note"), (None, "total")} <= approved.functions and approved.operators == {"==="}

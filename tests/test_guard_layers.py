@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from pgmcp_http.catalog import role_warnings
-from tests.helpers import start_server
+from tests.helpers import request, start_server
 from tests.test_db_pool import make_database
 from tests.test_tools_core import ok
 
@@ -87,3 +87,34 @@ def test_a_first_row_larger_than_the_byte_cap_is_explained(pg, tmp_path):
         assert "left(col, 200)" in data["truncated_reason"]
     finally:
         server.stop()
+
+
+DEFINER_OBJECTS = """
+CREATE FUNCTION public.order_note(o orders) RETURNS text LANGUAGE sql SECURITY DEFINER AS 'SELECT current_user::text';
+CREATE FUNCTION public.definer_eq(a int, b int) RETURNS boolean LANGUAGE sql SECURITY DEFINER AS 'SELECT a = b';
+CREATE OPERATOR public.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = public.definer_eq);
+CREATE FUNCTION public.definer_step(s int, v int) RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT s + v';
+CREATE AGGREGATE public.definer_sum(int) (SFUNC = public.definer_step, STYPE = int, INITCOND = '0');
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO mcp_readonly;
+"""
+
+
+@pytest.mark.parametrize(("sql", "reason"), [
+    ("SELECT o.order_note FROM orders o LIMIT 1", "function public.order_note is SECURITY DEFINER"),
+    ("SELECT (o).order_note FROM orders o LIMIT 1", "function public.order_note is SECURITY DEFINER"),
+    ("SELECT 1 === 1 AS same", "operator public.=== runs a function that is SECURITY DEFINER"),
+    ("SELECT definer_sum(id) FROM users", "function public.definer_sum is SECURITY DEFINER"),
+], ids=["attribute", "parenthesised-attribute", "operator", "aggregate"])
+def test_definer_functions_are_found_behind_every_notation(pg, server, sql, reason):
+    with psycopg.connect(pg.superuser_url(), autocommit=True) as conn:
+        conn.execute(DEFINER_OBJECTS)
+        try:
+            status, _, body = request("POST", f"{server.base}/mcp/tools/call",
+                                      {"name": "query", "arguments": {"sql": sql}},
+                                      {"Content-Type": "application/json"})
+        finally:
+            conn.execute("DROP AGGREGATE public.definer_sum(int); DROP FUNCTION public.definer_step(int, int); "
+                         "DROP OPERATOR public.=== (int, int); DROP FUNCTION public.definer_eq(int, int); "
+                         "DROP FUNCTION public.order_note(orders)")
+    assert status == 200 and body["isError"] is True, body
+    assert reason in body["content"][0]["text"]

@@ -50,6 +50,7 @@ class Approved:
     param_count: int
     relations: frozenset[str]
     functions: frozenset[tuple[str | None, str]]
+    operators: frozenset[str]
     fingerprint: str
 
     @property
@@ -77,9 +78,10 @@ def check(sql: str, policy: GuardPolicy) -> Approved:
     kind = _statement_kind(node_type, body, policy)
     relations: set[str] = set()
     functions: set[tuple[str | None, str]] = set()
+    operators: set[str] = set()
     nested_write = False
     for key, value in _walk(body):
-        nested_write = _check_node(key, value, policy, relations, functions) or nested_write
+        nested_write = _check_node(key, value, policy, relations, functions, operators) or nested_write
     if nested_write:
         kind = "write"  # a data-modifying CTE (write mode only): it cannot run behind DECLARE CURSOR
     statement = _statement_text(sql, statements[0])
@@ -92,6 +94,7 @@ def check(sql: str, policy: GuardPolicy) -> Approved:
         param_count=placeholders.count,
         relations=frozenset(relations),
         functions=frozenset(functions),
+        operators=frozenset(operators),
         fingerprint=parser.fingerprint(sql),
     )
 
@@ -147,7 +150,7 @@ def _walk(node: Any) -> Iterator[tuple[str, Any]]:
 
 
 def _check_node(key: str, value: Any, policy: GuardPolicy, relations: set[str],
-                functions: set[tuple[str | None, str]]) -> bool:
+                functions: set[tuple[str | None, str]], operators: set[str]) -> bool:
     """Refuse what this node may not do; True when it is a nested write allowed in write mode."""
     if key[:1].isupper() and key.endswith("Stmt") and key not in READ_STATEMENTS:  # a node type, not a field
         if key in WRITE_STATEMENTS and not policy.read_only:
@@ -165,7 +168,29 @@ def _check_node(key: str, value: Any, policy: GuardPolicy, relations: set[str],
         functions.add(_check_function(value["funcname"], policy))
     elif "relname" in value and isinstance(value.get("relname"), str):
         relations.add(_check_relation(value, policy))
+    elif key == "A_Indirection":
+        # (expr).f is PostgreSQL's attribute notation for f(expr): every field name may be a function.
+        for name in _names(value.get("indirection", [])):
+            functions.add(_check_function_name(None, name, policy))
+    elif key == "ColumnRef":
+        # t.f may be the function f called on t's row (attribute notation) when t has no column f.
+        names = _names(value.get("fields", []))
+        if len(names) >= 2 and names[-1]:
+            functions.add(_check_function_name(None, names[-1], policy))
+    elif key == "A_Expr" and isinstance(value.get("name"), list):
+        names = _names(value["name"])
+        _check_qualified(names, "operator", policy)
+        if names:
+            operators.add(names[-1])
+    elif key in ("typeName", "TypeName") and isinstance(value.get("names"), list):
+        _check_qualified(_names(value["names"]), "type", policy)
     return False
+
+
+def _check_qualified(names: list[str], what: str, policy: GuardPolicy) -> None:
+    """An operator or type named with a schema outside ALLOWED_SCHEMAS (OPERATOR(app.+), 'x'::app.t)."""
+    if len(names) >= 2 and names[-2] and not policy.schema_allowed(names[-2]):
+        raise Refusal(f"{what} {names[-2]}.{names[-1]} is in schema {names[-2]}, which is not in ALLOWED_SCHEMAS")
 
 
 def _check_write_target(node_type: str, body: Any) -> None:
@@ -189,6 +214,10 @@ def _check_function(funcname: list[Any], policy: GuardPolicy) -> tuple[str | Non
     names = _names(funcname)
     name = names[-1] if names else ""
     schema = names[-2] if len(names) >= 2 else None
+    return _check_function_name(schema, name, policy)
+
+
+def _check_function_name(schema: str | None, name: str, policy: GuardPolicy) -> tuple[str | None, str]:
     reason = denied_function_reason(name)
     if reason is not None:
         raise Refusal(f"function {name} is not allowed: it {reason}")

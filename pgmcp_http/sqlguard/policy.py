@@ -68,9 +68,11 @@ class GuardPolicy:
                 reachable = definer_schema == schema or (schema is None and (
                     not self.allowed_schemas or definer_schema in self.allowed_schemas))
                 if reachable and not self._definer_allowed(definer_schema, definer_name):
-                    return (f"function {definer_schema}.{definer_name} is SECURITY DEFINER: it runs with its "
-                            "owner's rights, which the read-only checks cannot bound; an operator may allow it "
-                            "with ALLOWED_DEFINER_FUNCTIONS")
+                    what = (f"{definer_name.replace('operator ', 'operator ' + definer_schema + '.', 1)} runs a "
+                            "function that is SECURITY DEFINER" if definer_name.startswith("operator ")
+                            else f"function {definer_schema}.{definer_name} is SECURITY DEFINER")
+                    return (f"{what}: it runs with its owner's rights, which the read-only checks cannot bound; "
+                            "an operator may allow it with ALLOWED_DEFINER_FUNCTIONS")
         return None
 
     def _definer_allowed(self, schema: str, name: str) -> bool:

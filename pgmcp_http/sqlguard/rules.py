@@ -45,6 +45,8 @@ _DENIED: dict[str, tuple[str, ...]] = {
         "pg_log_backend_memory_contexts", "pg_signal_backend",
     ),
     "changes settings": ("set_config",),
+    "changes the session's random seed, which the next caller on a pooled connection would inherit": (
+        "setseed",),
     "changes sequences": ("nextval", "setval"),
     "sends notifications": ("pg_notify",),
     "assigns a transaction id": ("txid_current", "pg_current_xact_id"),

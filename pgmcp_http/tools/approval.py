@@ -14,9 +14,10 @@ __all__ = ["approve"]
 def approve(tx: Transaction, sql: str, ctx: ToolContext) -> Approved:
     """Approve ``sql`` or raise Refusal; the catalog is read only when the statement calls functions."""
     approved = ctx.guard.check(sql)
-    if approved.functions:
-        definers = definer_functions(tx, (name for _, name in approved.functions))
-        reason = ctx.policy.definer_refusal(approved.functions, definers)
+    if approved.functions or approved.operators:
+        definers = definer_functions(tx, (name for _, name in approved.functions), approved.operators)
+        called = approved.functions | {(None, f"operator {op}") for op in approved.operators}
+        reason = ctx.policy.definer_refusal(called, definers)
         if reason is not None:
             raise Refusal(reason)
     return approved
