@@ -108,3 +108,48 @@ def test_too_many_params_are_refused_before_the_database(small):
                               HEADERS)
     assert status == 200 and body["isError"] is True
     assert "params" in body["content"][0]["text"] and "1000" in body["content"][0]["text"]
+
+
+def send_then_trickle(port: int, head: bytes, tail: bytes, stop: threading.Event, closed: list[float]) -> None:
+    """Send ``head`` at once (complete headers), then ``tail`` a byte at a time."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head)
+        for byte in tail:
+            if stop.is_set():
+                return
+            try:
+                sock.send(bytes([byte]))
+            except OSError:
+                closed.append(time.monotonic() - started)
+                return
+            time.sleep(0.2)
+        closed.append(-1.0)  # sent everything without being cut off
+
+
+@pytest.mark.parametrize(("head", "tail"), [
+    (b"POST /mcp/tools/call HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+     b"Content-Length: 60\r\n\r\n", b'{"name": "query", "arguments": {"sql": "SELECT 1"}}         '),
+    (b"POST /mcp/tools/call HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"5\r\n0\r\n\r\n\r\n", b"3\r\nabc\r\n" * 4),
+    (b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+     b"POST /mcp/tools/call HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 40\r\n\r\n", b"{" * 40),
+], ids=["headers-then-slow-body", "chunk-data-that-looks-like-the-end", "pipelined-slow-second-request"])
+def test_a_slow_body_after_complete_headers_holds_no_thread(small, head, tail):
+    stop = threading.Event()
+    closed: list[float] = []
+    clients = [threading.Thread(target=send_then_trickle, args=(small.port, head, tail, stop, closed), daemon=True)
+               for _ in range(6)]
+    for client in clients:
+        client.start()
+    try:
+        time.sleep(0.6)
+        for _ in range(3):
+            started = time.monotonic()
+            status, _, _ = request("POST", f"{small.base}/mcp/tools/call", CALL, HEADERS, timeout=10)
+            assert status in (200, 503) and time.monotonic() - started < 1.5
+        for client in clients:
+            client.join(timeout=15)
+        assert len(closed) == 6 and all(0 <= seconds < 6 for seconds in closed), closed
+    finally:
+        stop.set()

@@ -6,9 +6,15 @@
    and a handful of such clients stop the worker. Here a thread takes
    whatever bytes have arrived without blocking and, while the request is
    incomplete, hands the connection back to the event loop (which holds it
-   without a thread) until more arrive. A request not complete within
-   ``REQUEST_READ_TIMEOUT`` of its first byte is dropped. The application
-   therefore never waits on a client's body, and a slow query is never cut.
+   without a thread) until more arrive. A request still incomplete when bytes
+   arrive ``REQUEST_READ_TIMEOUT`` after its first byte is dropped (one that
+   goes silent is closed by gunicorn after ``keepalive``; either way it holds
+   a file descriptor, never a thread). Content-Length and chunked framing are
+   followed, and pipelined bytes go through the same path. The application
+   never waits on a client's body, so a slow query is never cut. (Sending a
+   response has no time limit of its own: a client that asks for large
+   results and never reads them keeps a thread until TCP gives up; put a
+   buffering proxy in front where clients are not trusted.)
 2. **A bound on requests waiting for a thread.** Requests beyond
    ``REQUEST_QUEUE_LIMIT`` waiting in this worker are answered at once with
    503 and ``Retry-After`` instead of joining a queue that grows without
@@ -38,7 +44,7 @@ __all__ = ["GuardedThreadWorker", "RequestBuffer"]
 log = logging.getLogger(__name__)
 
 BUSY_CODE = -32000
-_CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:[ \t]*(\d+)[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:[ \t]*(\d+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _CHUNKED = re.compile(rb"^transfer-encoding[ \t]*:.*chunked", re.IGNORECASE | re.MULTILINE)
 _MAX_HEADER_BYTES = 64 * 1024
 
@@ -59,11 +65,37 @@ class RequestBuffer:
             return len(self.data) > _MAX_HEADER_BYTES  # let gunicorn's parser refuse oversized headers
         headers = bytes(self.data[:end + 2])
         body = len(self.data) - end - 4
+        if body > self.body_limit:
+            return True
         if _CHUNKED.search(headers):
-            return self.data.endswith(b"0\r\n\r\n") or body > self.body_limit
+            return _chunks_complete(self.data, end + 4)
         match = _CONTENT_LENGTH.search(headers)
         wanted = int(match.group(1)) if match else 0
         return wanted > self.body_limit or body >= wanted
+
+
+def _chunks_complete(data: bytearray, position: int) -> bool:
+    """Whether a chunked body starting at ``position`` has arrived up to its last chunk and trailers.
+
+    The framing is followed chunk by chunk (a chunk whose data happens to be
+    ``0\\r\\n\\r\\n`` does not end the body); a malformed size line counts as
+    complete so that gunicorn's parser refuses it at once.
+    """
+    while True:
+        line_end = data.find(b"\r\n", position)
+        if line_end < 0:
+            return False
+        size_text = bytes(data[position:line_end]).split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            return True
+        if size == 0:
+            trailers = line_end + 2
+            return data.startswith(b"\r\n", trailers) or data.find(b"\r\n\r\n", trailers) >= 0
+        position = line_end + 2 + size + 2
+        if position > len(data):
+            return False
 
 
 class GuardedThreadWorker(ThreadWorker):
@@ -102,7 +134,7 @@ class GuardedThreadWorker(ThreadWorker):
     def handle(self, conn: Any) -> Any:
         with self._waiting_lock:
             self._waiting -= 1
-        if self.cfg.is_ssl or _has_read_ahead(conn):
+        if self.cfg.is_ssl:
             return super().handle(conn)
         state = self._gather(conn)
         if state is not True:
@@ -115,6 +147,9 @@ class GuardedThreadWorker(ThreadWorker):
         buffer: RequestBuffer | None = getattr(conn, "pgmcp_request", None)
         if buffer is None:
             buffer = conn.pgmcp_request = RequestBuffer(body_limit=self._body_limit)
+            parser = getattr(conn, "parser", None)
+            if parser is not None:  # pipelining: what the parser read past the last request comes first
+                buffer.data += parser.unreader.take_buffered()
         conn.sock.setblocking(False)
         try:
             while True:
@@ -164,14 +199,9 @@ class GuardedThreadWorker(ThreadWorker):
 
 
 def _drop(conn: Any) -> bool:
-    """Close at once, from the worker thread: gunicorn's graceful close would linger on the event loop
-    reading whatever a slow client still sends."""
+    """Shut the connection down at once, from the worker thread: gunicorn's graceful close (which then
+    finds nothing to wait for, and counts the connection once) would otherwise linger on the event
+    loop reading whatever a slow client still sends."""
     with contextlib.suppress(OSError):
-        conn.sock.close()
+        conn.sock.shutdown(socket.SHUT_RDWR)
     return False
-
-
-def _has_read_ahead(conn: Any) -> bool:
-    """A kept-alive connection whose parser already holds bytes of the next request (pipelining)."""
-    parser = getattr(conn, "parser", None)
-    return parser is not None and bool(parser.unreader.buf.getvalue())
