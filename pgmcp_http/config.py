@@ -448,9 +448,11 @@ def _clean_url(url: str) -> tuple[str, tuple[str, ...]]:
         url = urlunsplit(parts._replace(query=urlencode(kept)))
     try:
         parse_dsn(url)
-    except psycopg2.ProgrammingError as exc:  # libpq's message, never the URL itself
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unparseable"
-        raise ConfigError(f"DATABASE_URL is not a valid PostgreSQL connection string: {reason}") from None
+    except psycopg2.ProgrammingError:
+        # Not libpq's message: it quotes the part it could not read, which may be the password.
+        raise ConfigError("DATABASE_URL is not a valid PostgreSQL connection string; check its form "
+                          "(postgresql://user:password@host:5432/dbname) and that characters such as % @ : / in "
+                          "the password are percent-encoded (% as %25)") from None
     return url, tuple(ignored)
 
 

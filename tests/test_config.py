@@ -144,3 +144,9 @@ def test_verify_modes_accept_the_ca_from_the_url(tmp_path):
     assert settings(DATABASE_URL=url, SSL_MODE="verify-full").connect_kwargs() == {"sslmode": "verify-full"}
     with pytest.raises(ConfigError, match=r"SSL_MODE=verify-ca needs SSL_CA_PATH \(or sslrootcert"):
         settings(SSL_MODE="verify-ca")
+
+
+def test_an_unparseable_url_never_echoes_its_password():
+    with pytest.raises(ConfigError) as caught:
+        settings(DATABASE_URL="postgresql://u:N3w%Rotated-Pa55@host/db")
+    assert "N3w" not in str(caught.value) and "percent-encoded" in str(caught.value)

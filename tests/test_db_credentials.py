@@ -208,3 +208,16 @@ def test_neither_cloud_library_is_imported_unless_chosen(tmp_path):
                          capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
     assert isinstance(connection_secrets(mode="password", dsn="postgresql://u@h/db").current(), tuple)
+
+
+def test_a_rotated_url_that_does_not_parse_is_reported_without_its_text(tmp_path):
+    from pgmcp_http.config import clean_database_url
+    from pgmcp_http.db.credentials import FileSecrets
+
+    url_file = tmp_path / "database-url"
+    url_file.write_text("postgresql://u:N3w%Rotated-Pa55@host/db")
+    secrets = FileSecrets("postgresql://u@h/db", url_file=str(url_file), password_file=None,
+                          clean_url=clean_database_url)
+    with pytest.raises(DatabaseUnavailable) as caught:
+        secrets.current()
+    assert "N3w" not in str(caught.value) and "percent-encoded" in str(caught.value)

@@ -150,3 +150,16 @@ def test_cancelling_something_finished_or_unknown_is_harmless(replicas):
                 headers={"Mcp-Session-Id": session, "MCP-Protocol-Version": version})
     assert reply.status == 202
     assert session_rpc(first.url, session, version, "ping", {}, id=4).status == 200
+
+
+def test_without_authentication_the_modern_era_cannot_cancel(pg, replicas):
+    """No credential, no identity: a guessed request id must not stop someone else's call."""
+    first, _ = replicas
+    short = {"name": "query", "arguments": {"sql": "SELECT pg_sleep(1.5) AS slept"}, "_meta": modern_meta()}
+    call = Running(lambda: rpc(first.url, "tools/call", short, id=1,
+                               headers={"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call",
+                                        "Mcp-Name": "query"}))
+    time.sleep(0.4)
+    modern_cancel(first.url, 1)
+    reply = call.join()
+    assert reply.body["result"]["isError"] is False and call.seconds >= 1.4

@@ -45,3 +45,10 @@ def test_expired_and_foreign_ids_are_refused():
     other = SessionCodec(b"another-secret-another-secret-xx", ttl_s=60, clock=lambda: 1000.0)
     with pytest.raises(InvalidSession, match="signature"):
         other.verify(SessionCodec(SECRET, ttl_s=60, clock=lambda: 1000.0).issue("2025-11-25"))
+
+
+@pytest.mark.parametrize("token", ["v1.abc.\u00e9\u00e9", "v1.\u00e9.abc", "v1.a\x00b.c"])
+def test_non_ascii_or_control_characters_are_a_malformed_session(token):
+    codec = SessionCodec(b"s" * 32, ttl_s=60)
+    with pytest.raises(InvalidSession, match="malformed"):
+        codec.verify(token)

@@ -24,7 +24,7 @@ __all__ = ["TAG_PREFIX", "Canceller", "tagged_application_name"]
 log = logging.getLogger(__name__)
 
 TAG_PREFIX = f"{APPLICATION_NAME}/"
-_TAG = re.compile(r"^[0-9a-f]{8,48}$")
+_TAG = re.compile(r"[0-9a-f]{8,48}")
 
 _CANCEL_SQL = """
 SELECT count(*) FILTER (WHERE pg_catalog.pg_cancel_backend(pid)) AS cancelled
@@ -35,7 +35,7 @@ WHERE application_name = %(name)s AND usename = current_user AND pid <> pg_catal
 
 def tagged_application_name(tag: str) -> str:
     """The ``application_name`` a tagged transaction runs under (the tag must be hex)."""
-    if not _TAG.match(tag):
+    if not _TAG.fullmatch(tag):  # what makes the tag safe to write into SET LOCAL application_name
         raise ValueError(f"invalid request tag {tag!r}")
     return TAG_PREFIX + tag
 

@@ -73,8 +73,9 @@ class FileSecrets:
         if self._url_file is not None:
             try:
                 dsn = self._clean_url(_read(self._url_file, "DATABASE_URL_FILE"))
-            except ValueError as exc:  # ConfigError: the file now holds something that is not a URL
-                raise _unavailable(str(exc)) from None
+            except ValueError:  # ConfigError; never its text, which could quote the new password
+                raise _unavailable("DATABASE_URL_FILE does not hold a valid connection string (check its form and "
+                                   "that special characters in the password are percent-encoded)") from None
         extra: dict[str, str] = {}
         if self._password_file is not None:
             extra["password"] = _read(self._password_file, "DB_PASSWORD_FILE")

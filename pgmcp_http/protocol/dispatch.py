@@ -123,7 +123,10 @@ class Dispatcher:
             requested = headers.protocol_version or ""
             if requested not in MODERN_VERSIONS:
                 return _error(None, unsupported_version(requested), era=era, method=method)
-            outcome = self._cancel(method, params, _modern_scope(headers))
+            # Without authentication a 2026-07-28 caller has no identity: cancelling would let anyone stop
+            # anyone's request by guessing its id, so it is ignored (sessions still cancel their own).
+            outcome = (self._cancel(method, params, _modern_scope(headers)) if headers.caller is not None
+                       else "ignored" if method == "notifications/cancelled" else None)
             return Reply(body=None, era=era, method=method, version=requested, outcome=outcome)
         if headers.session_id is not None:
             try:

@@ -74,6 +74,8 @@ class SessionCodec:
 
     def verify(self, token: str) -> SessionClaims:
         """The claims of a genuine, unexpired id; InvalidSession otherwise."""
+        if not token.isascii() or not token.isprintable():  # before any comparison: non-ASCII made them raise
+            raise InvalidSession("malformed session id")
         parts = token.split(".")
         if len(parts) != 3 or parts[0] != _PREFIX:
             raise InvalidSession("malformed session id")

@@ -46,7 +46,7 @@ def enforce_ceiling(tx: Transaction, approved: Approved, params: Mapping[str, An
     """Plan the statement and raise ToolError (outcome ``refused``) when it is over the ceiling."""
     if not ceiling or approved.kind == "show":
         return
-    (row,) = tx.rows(f"EXPLAIN (FORMAT JSON) {approved.text}", params)
+    (row,) = tx.rows(f"EXPLAIN (FORMAT JSON, VERBOSE) {approved.text}", params)  # VERBOSE: node schemas
     (document,) = row.values()
     plan = document[0]["Plan"]
     cost, rows = float(plan["Total Cost"]), float(plan["Plan Rows"])
