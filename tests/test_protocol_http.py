@@ -284,7 +284,7 @@ def test_modern_tool_failure_is_200_with_is_error(server):
 
 def test_a_supported_but_different_version_header_is_answered_in_the_sessions_revision(server):
     """The transport asks for 400 only for an invalid or unsupported MCP-Protocol-Version."""
-    session, version = initialize(server.url, "2025-11-25")
+    session, _ = initialize(server.url, "2025-11-25")
     reply = rpc(server.url, "tools/list", {}, headers={"Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-03-26"})
     assert reply.status == 200
     assert "outputSchema" in reply.body["result"]["tools"][0]  # shaped for the session's 2025-11-25
