@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt requirements-checkov.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint devdb devdb-down clean
+.PHONY: run test lint devdb devdb-down clean bench bench-workers bench-peers soak
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	@scripts/ensure-postgres.sh
@@ -28,6 +28,25 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# Benchmarks and the soak print figures and assert nothing; none runs in CI (README: Performance
+# and faults). `make bench SAVE=1` also writes bench/results/<date>.md.
+bench: $(STAMP)
+	@scripts/ensure-pgbouncer.sh
+	@scripts/ensure-wrk.sh
+	BENCH_SAVE=$(SAVE) $(PY) bench/run.py
+
+bench-workers: $(STAMP)
+	@scripts/ensure-wrk.sh
+	$(PY) bench/workers.py
+
+bench-peers: $(STAMP)
+	@scripts/ensure-wrk.sh
+	$(PY) bench/peers.py
+
+soak: $(STAMP)
+	@scripts/ensure-wrk.sh
+	$(PY) bench/soak.py
 
 devdb: $(STAMP)
 	@$(PY) -m pgmcp_http.devdb up

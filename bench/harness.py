@@ -61,6 +61,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     port: int
     log: Path
+    ready_s: float = 0.0  # from launching gunicorn to the first 200 on the readiness path
 
     def worker_pids(self) -> list[int]:
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True)
@@ -76,36 +77,48 @@ class Server:
 
 
 @contextlib.contextmanager
-def server(url: str, *, workers: int = 1, threads: int = 4, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """gunicorn as the README runs it, on a free port, until it answers ``/health``."""
+def server(url: str, *, workers: int | None = 1, threads: int | None = 4, env: dict[str, str] | None = None,
+           ready_path: str = "/health") -> Iterator[Server]:
+    """gunicorn as the README runs it, on a free port, until ``ready_path`` answers 200.
+
+    ``workers``/``threads`` None keep the server's own defaults; the log level
+    is ``warning`` unless ``env`` says otherwise (``make bench`` keeps ``info``:
+    every request logged, as in production).
+    """
     port = devdb.free_port()
-    full_env = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_URL", "PG"))}
-    full_env.update({"DATABASE_URL": url, "PORT": str(port), "BIND_HOST": "127.0.0.1",
-                     "WEB_CONCURRENCY": str(workers), "THREADS": str(threads), "LOG_LEVEL": "warning"})
+    full_env = {key: value for key, value in os.environ.items()
+                if not key.startswith(("DATABASE_URL", "PG", "WEB_CONCURRENCY", "THREADS"))}
+    full_env.update({"DATABASE_URL": url, "PORT": str(port), "BIND_HOST": "127.0.0.1", "LOG_LEVEL": "warning"})
+    if workers is not None:
+        full_env["WEB_CONCURRENCY"] = str(workers)
+    if threads is not None:
+        full_env["THREADS"] = str(threads)
     full_env.update(env or {})
     log = Path(tempfile.mkstemp(prefix="pgmcp-bench-", suffix=".log")[1])
+    started = time.monotonic()
     with log.open("wb") as sink:
         proc = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=full_env,
                                 stdout=sink, stderr=subprocess.STDOUT)
     running = Server(proc, port, log)
     try:
-        _wait_healthy(running)
+        _wait_healthy(running, path=ready_path)
+        running.ready_s = time.monotonic() - started
         yield running
     finally:
         running.stop()
         log.unlink(missing_ok=True)
 
 
-def _wait_healthy(srv: Server, timeout: float = 30) -> None:
+def _wait_healthy(srv: Server, timeout: float = 30, path: str = "/health") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if srv.proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{srv.log.read_text()}")
         with contextlib.suppress(OSError):
-            status, _ = get(srv.port, "/health")
+            status, _ = get(srv.port, path)
             if status == 200:
                 return
-        time.sleep(0.1)
+        time.sleep(0.02)
     raise RuntimeError(f"gunicorn did not become healthy:\n{srv.log.read_text()}")
 
 

@@ -26,8 +26,8 @@ import pytest
 
 from pgmcp_http import devdb
 from pgmcp_http.devpooler import Pooler, start_pgbouncer
-from tests.faults import rest_call
-from tests.helpers import PgCluster, ServerProcess, call_tool, start_server
+from tests.faults import active_statements, raw_call, rest_call
+from tests.helpers import PgCluster, ServerProcess, call_tool, start_server, wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -180,3 +180,20 @@ def test_the_calls_really_went_through_pgbouncer(behind):
     finally:
         admin.close()
     assert stats[devdb.SAMPLE_DB]["total_xact_count"] >= 10
+
+
+def test_a_client_that_hangs_up_is_cancelled_through_pgbouncer(behind, tmp_path):
+    """The cancel request of a vanished client travels through PgBouncer to the right backend."""
+    url = behind.pooler.url(user="mcp_readonly", password=behind.pg.readonly_password, dbname=devdb.SAMPLE_DB)
+    server = start_server(url, tmp_path, workers=1, threads=2, env={"QUERY_TIMEOUT": "60000"})
+    try:
+        with contextlib.closing(psycopg2.connect(behind.pg.superuser_dsn())) as admin:
+            admin.autocommit = True
+            client = raw_call(server.port, "SELECT pg_sleep(30) AS abandoned_behind_pgbouncer")
+            running = lambda: [s for s in active_statements(admin, "abandoned_behind_pgbouncer")  # noqa: E731
+                               if s[1] == "active"]
+            wait_until(running, what="the statement running behind PgBouncer")
+            client.close()
+            wait_until(lambda: not running(), timeout=5, interval=0.05, what="the statement cancelled")
+    finally:
+        server.stop()

@@ -67,6 +67,7 @@ class Metrics:
         self._slow_s = slow_query_ms / 1000 if slow_query_ms > 0 else None
         self._pool_lock = threading.Lock()
         self._pool_counts: dict[str, int] = {"connect_errors": 0, "discarded": 0}
+        self._pool_gauges: dict[tuple[int, int], int] = {}  # (pid, gauge) -> the value this process last wrote
         self._cpu_lock = threading.Lock()
         self._cpu_seen = (0, 0.0)  # (pid, CPU seconds already counted): a forked worker starts again at 0
         r = self.registry
@@ -166,14 +167,21 @@ class Metrics:
         self.database_connected.set(1 if ok else 0)
 
     def pool_changed(self, pool: Pool) -> None:
-        """Publish the pool's figures (the Pool's observer); serialized so the latest state wins."""
+        """Publish the pool's figures (the Pool's observer); serialized so the latest state wins.
+
+        Called several times per tool call: only the gauges whose value moved are written (each
+        write takes a lock and touches the multiprocess file)."""
         with self._pool_lock:
             stats = pool.stats()
             closed = pool.closed
-            self.connections_active.set(0 if closed else stats.in_use)
-            self.connections_idle.set(0 if closed else stats.idle)
-            self.connections_max.set(0 if closed else stats.size)
-            self.pool_waiting.set(0 if closed else stats.waiting)
+            pid = os.getpid()  # a forked worker writes its own file: it starts with nothing written
+            for gauge, value in ((self.connections_active, 0 if closed else stats.in_use),
+                                 (self.connections_idle, 0 if closed else stats.idle),
+                                 (self.connections_max, 0 if closed else stats.size),
+                                 (self.pool_waiting, 0 if closed else stats.waiting)):
+                if self._pool_gauges.get((pid, id(gauge))) != value:
+                    gauge.set(value)
+                    self._pool_gauges[(pid, id(gauge))] = value
             for name, total, counter in (("connect_errors", stats.connect_errors, self.pool_connect_errors),
                                          ("discarded", stats.discarded, self.pool_discarded)):
                 if total > self._pool_counts[name]:

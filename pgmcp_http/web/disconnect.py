@@ -70,16 +70,26 @@ class DisconnectWatcher:
     @contextmanager
     def watch(self, sock: socket.socket) -> Iterator[None]:
         """Watch ``sock`` while the body of the ``with`` runs on this thread."""
+        key = self.start(sock)
+        try:
+            yield
+        finally:
+            self.stop(key)
+
+    def start(self, sock: socket.socket) -> int:
+        """Begin watching ``sock`` for this thread; pass the key returned to :meth:`stop`."""
         entry = _InFlight(thread_id=threading.get_ident(), sock=sock, since=time.monotonic())
         key = id(entry)
         with self._lock:
             self._in_flight[key] = entry
-        self._ensure_thread()
-        try:
-            yield
-        finally:
-            with self._lock:  # once this returns no cancel can reach the thread's next request
-                del self._in_flight[key]
+        if self._pid != os.getpid():
+            self._start_thread()
+        return key
+
+    def stop(self, key: int) -> None:
+        """Stop watching; once this returns no cancel can reach the thread's next request."""
+        with self._lock:
+            del self._in_flight[key]
 
     def check(self) -> int:
         """One pass: cancel the calls whose client is gone (and in flight for at least ``interval_s``).
@@ -99,12 +109,11 @@ class DisconnectWatcher:
             self.cancelled += found
         return found
 
-    def _ensure_thread(self) -> None:
+    def _start_thread(self) -> None:
+        """Start this process's watcher thread (a forked worker has none: threads do not survive fork)."""
         pid = os.getpid()
-        if self._thread is not None and self._pid == pid:
-            return
         with self._lock:
-            if self._thread is not None and self._pid == pid:
+            if self._pid == pid:
                 return
             self._pid = pid
             self._thread = threading.Thread(target=self._run, name="pgmcp-disconnects", daemon=True)
@@ -127,5 +136,8 @@ class WatchDisconnects:
         sock = environ.get("gunicorn.socket")
         if not isinstance(sock, socket.socket):
             return self.app(environ, start_response)
-        with self.watcher.watch(sock):
+        key = self.watcher.start(sock)  # not a `with`: this runs on every request
+        try:
             return self.app(environ, start_response)
+        finally:
+            self.watcher.stop(key)
