@@ -4,7 +4,7 @@ Starts its own PostgreSQL and one gunicorn worker per configuration, then
 sends the same ``query`` call (``SELECT id FROM users WHERE id = $1``) one at
 a time over a kept-alive connection, in interleaved rounds so that outside
 load hits every configuration alike, and prints the median latency of each
-and its ratio to the baseline (a plain token, no role, audit and tracing off).
+and its ratio to the baseline (auth off: the anonymous caller adds no SQL; audit and tracing off).
 Tracing exports to a local OTLP/HTTP sink that discards what it gets, every
 span sampled. Figures depend on the machine: read the ratios.
 
@@ -59,8 +59,9 @@ def configurations(tokens: Path, named: Path, audit: Path, endpoint: str) -> dic
     mapped = {"AUTH_TOKENS_FILE": str(named), "AUDIT_LOG": "off"}
     tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "1000"}
     return {
-        "baseline (plain token, no role, audit off)": plain,
-        "mapped role (SET LOCAL ROLE + subject)": mapped,
+        "baseline: auth off, anonymous (no identity SQL)": {"AUDIT_LOG": "off"},
+        "plain token (pgmcp.subject and claims set)": plain,
+        "mapped role (+ SET LOCAL ROLE)": mapped,
         "mapped role + audit to a file": {**mapped, "AUDIT_LOG": str(audit)},
         "mapped role + tracing (every span exported)": {**mapped, **tracing},
         "mapped role + tracing, SQLCOMMENTER=false": {**mapped, **tracing, "SQLCOMMENTER": "false"},
@@ -103,13 +104,16 @@ def main() -> None:
                 measure(servers[name].port, 200)  # warm up: connections, guard memo, JIT-free caches
             for _ in range(ROUNDS):
                 for name, running in servers.items():
-                    medians[name].append(statistics.median(measure(running.port, CALLS)))
+                    try:
+                        medians[name].append(statistics.median(measure(running.port, CALLS)))
+                    except OSError as exc:
+                        raise RuntimeError(f"{name}: {exc}; server log: {running.log.read_text()[-2000:]}") from exc
     baseline = statistics.median(medians[next(iter(configs))])
     print(f"tools/call `query` one at a time, {ROUNDS} rounds x {CALLS} calls, median latency per configuration")
-    print(f"{'configuration':<48} {'median ms':>10} {'vs baseline':>12} {'added us':>9}")
+    print(f"{'configuration':<50} {'median ms':>10} {'vs baseline':>12} {'added us':>9}")
     for name, values in medians.items():
         median = statistics.median(values)
-        print(f"{name:<48} {median * 1000:>10.3f} {median / baseline:>11.3f}x {(median - baseline) * 1e6:>9.0f}")
+        print(f"{name:<50} {median * 1000:>10.3f} {median / baseline:>11.3f}x {(median - baseline) * 1e6:>9.0f}")
 
 
 if __name__ == "__main__":
