@@ -35,6 +35,7 @@ bench: $(STAMP)
 	@scripts/ensure-pgbouncer.sh
 	@scripts/ensure-wrk.sh
 	BENCH_SAVE=$(SAVE) $(PY) bench/run.py
+	$(PY) bench/identity.py
 
 bench-workers: $(STAMP)
 	@scripts/ensure-wrk.sh
