@@ -18,6 +18,7 @@ import http.client
 import http.server
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import threading
@@ -89,6 +90,13 @@ def measure(port: int, calls: int) -> list[float]:
 
 def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="pgmcp-bench-identity-"))
+    try:
+        run(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(folder: Path) -> None:
     tokens, named, audit = folder / "tokens", folder / "callers.yaml", folder / "audit.jsonl"
     tokens.write_text(TOKEN + "\n")
     named.write_text(f"bench-agent: {{token: {TOKEN}, role: bench_reader}}\n")
