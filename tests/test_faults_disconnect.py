@@ -101,3 +101,29 @@ def test_a_slow_call_whose_client_waits_is_not_cancelled(pg, tmp_path):
         assert total(scrape(server), "postgres_mcp_tool_calls_total", outcome="cancelled") == 0
     finally:
         server.stop()
+
+
+def test_a_slow_cancel_blocks_only_the_request_it_cancels():
+    """Reaching PostgreSQL to cancel may be slow (a host that does not answer): other requests must go on,
+    and the cancelled request must not end (and its thread serve another) before its cancel is sent."""
+    sending = threading.Event()
+    watcher = DisconnectWatcher(cancel=lambda thread_id: sending.set() or time.sleep(1.0) or True, interval_s=0.05)
+    gone, gone_peer = socket.socketpair()
+    other, other_peer = socket.socketpair()
+    key = watcher.start(gone)
+    gone_peer.close()
+    checker = threading.Thread(target=watcher.check)
+    time.sleep(0.06)
+    checker.start()
+    try:
+        assert sending.wait(5)
+        started = time.monotonic()
+        watcher.stop(watcher.start(other))  # another request starts and ends at once
+        assert time.monotonic() - started < 0.5
+        watcher.stop(key)  # the cancelled one waits for its cancel to be sent
+        assert time.monotonic() - started >= 0.8
+    finally:
+        checker.join()
+        for sock in (gone, other, other_peer):
+            sock.close()
+    assert watcher.cancelled == 1

@@ -31,7 +31,7 @@ def test_pool_exhaustion_answers_busy_within_the_timeout_and_every_connection_re
     try:
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=6) as pool:
-            futures = [pool.submit(rest_call, server.port, "SELECT pg_sleep(3)") for _ in range(6)]
+            futures = [pool.submit(rest_call, server.port, "SELECT pg_sleep(5)") for _ in range(6)]
             calls = [future.result(timeout=30) for future in futures]
         ends = sorted(call.at - started for call in calls)
         busy = [call for call in calls if not call.ok]
@@ -40,9 +40,10 @@ def test_pool_exhaustion_answers_busy_within_the_timeout_and_every_connection_re
         for call in busy:
             assert call.status == 200 and call.result["isError"] is True
             assert "server busy: no database connection became free within 1 s" in call.text
-        # The busy answers came after about POOL_CONNECTION_TIMEOUT, long before the slow calls ended.
-        assert all(0.8 <= end < 2.9 for end in ends[:4]), ends
-        assert all(end < 10 for end in ends), ends  # nothing hung
+        # The busy answers came after about POOL_CONNECTION_TIMEOUT, long before the slow calls ended
+        # (wide margins: the machine may be busy with other work).
+        assert all(0.8 <= end < 4.5 for end in ends[:4]), ends
+        assert all(end < 15 for end in ends), ends  # nothing hung
 
         samples = scrape(server)
         assert total(samples, "postgres_mcp_connections_active") == 0
@@ -51,8 +52,7 @@ def test_pool_exhaustion_answers_busy_within_the_timeout_and_every_connection_re
         assert total(samples, "postgres_mcp_pool_timeouts_total") == 4
         assert total(samples, "postgres_mcp_tool_calls_total", tool="query", outcome="busy") == 4
         with contextlib.closing(psycopg2.connect(pg.superuser_dsn())) as conn:
-            assert active_statements(conn, "pg_sleep(3)") == [] or all(
-                state == "idle" for _, state in active_statements(conn, "pg_sleep(3)"))
+            assert all(state == "idle" for _, state in active_statements(conn, "pg_sleep(5)"))
         assert all(rest_call(server.port, "SELECT 1 AS one").ok for _ in range(4))
     finally:
         server.stop()

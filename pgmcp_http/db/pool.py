@@ -128,6 +128,8 @@ class Pool:
         self._lock = threading.Lock()
         self._last_used: dict[int, float] = {}
         self._holders: dict[int, ext.connection] = {}  # thread ident -> the connection it borrowed
+        self._cancelling: set[int] = set()  # id() of connections a cancel request is on its way to
+        self._cancel_sent = threading.Condition(self._lock)
         self._waiting = 0
         self._waits = 0
         self._timeouts = 0
@@ -162,6 +164,8 @@ class Pool:
             yield conn
         finally:
             with self._lock:  # before the check-in: a cancel never reaches the connection's next borrower
+                while id(conn) in self._cancelling:
+                    self._cancel_sent.wait()
                 if outer is None:
                     self._holders.pop(holder, None)
                 else:
@@ -176,20 +180,27 @@ class Pool:
         """Ask PostgreSQL to cancel the statement running on the connection thread ``thread_id`` holds.
 
         Safe from any thread (libpq's cancel request travels on a connection of
-        its own). The lock is held throughout, so the connection cannot be
-        returned and lent to another caller meanwhile. True when a cancel
-        request was sent; a statement that already finished ignores it.
+        its own). The request is sent without holding the pool's lock (reaching
+        an unresponsive host can take long, and every checkout needs the lock);
+        meanwhile the borrower cannot give the connection back, so the cancel
+        never reaches another caller. True when a cancel request was sent; a
+        statement that already finished ignores it.
         """
         with self._lock:
             conn = self._holders.get(thread_id)
             if conn is None or conn.closed:
                 return False
-            try:
-                conn.cancel()
-            except psycopg2.Error as exc:
-                log.warning("could not cancel a statement: %s", _first_line(exc))
-                return False
-            return True
+            self._cancelling.add(id(conn))
+        try:
+            conn.cancel()
+        except psycopg2.Error as exc:
+            log.warning("could not cancel a statement: %s", _first_line(exc))
+            return False
+        finally:
+            with self._lock:
+                self._cancelling.discard(id(conn))
+                self._cancel_sent.notify_all()
+        return True
 
     def stats(self) -> PoolStats:
         in_use, idle = self._pool.counts()

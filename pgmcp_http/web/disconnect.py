@@ -48,6 +48,7 @@ class _InFlight:
     sock: socket.socket
     since: float
     cancelled: bool = False
+    cancelling: bool = False  # the cancel request is on its way: the request may not end before it is sent
 
 
 class DisconnectWatcher:
@@ -62,6 +63,7 @@ class DisconnectWatcher:
         self._cancel = cancel
         self.interval_s = interval_s
         self._lock = threading.Lock()
+        self._cancel_sent = threading.Condition(self._lock)
         self._in_flight: dict[int, _InFlight] = {}
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -89,23 +91,32 @@ class DisconnectWatcher:
     def stop(self, key: int) -> None:
         """Stop watching; once this returns no cancel can reach the thread's next request."""
         with self._lock:
-            del self._in_flight[key]
+            entry = self._in_flight.pop(key)
+            while entry.cancelling:
+                self._cancel_sent.wait()
 
     def check(self) -> int:
         """One pass: cancel the calls whose client is gone (and in flight for at least ``interval_s``).
 
-        The lock is held while cancelling, so the request cannot finish and
-        its thread start another one meanwhile.
+        The cancels are sent outside the lock (so requests keep starting and
+        ending meanwhile), but a request being cancelled cannot end, and its
+        thread cannot start another one, until its cancel has been sent.
         """
         now = time.monotonic()
-        found = 0
         with self._lock:
-            for entry in self._in_flight.values():
-                if entry.cancelled or now - entry.since < self.interval_s or not peer_closed(entry.sock):
-                    continue
-                entry.cancelled = True
-                if self._cancel(entry.thread_id):
-                    found += 1
+            gone = [entry for entry in self._in_flight.values()
+                    if not entry.cancelled and now - entry.since >= self.interval_s and peer_closed(entry.sock)]
+            for entry in gone:
+                entry.cancelled = entry.cancelling = True
+        found = 0
+        for entry in gone:
+            try:
+                found += bool(self._cancel(entry.thread_id))
+            finally:
+                with self._lock:
+                    entry.cancelling = False
+                    self._cancel_sent.notify_all()
+        with self._lock:
             self.cancelled += found
         return found
 
