@@ -51,7 +51,6 @@ class Approved:
     relations: frozenset[str]
     functions: frozenset[tuple[str | None, str]]
     operators: frozenset[str]
-    fingerprint: str
 
     @property
     def server_cursor(self) -> bool:
@@ -95,7 +94,6 @@ def check(sql: str, policy: GuardPolicy) -> Approved:
         relations=frozenset(relations),
         functions=frozenset(functions),
         operators=frozenset(operators),
-        fingerprint=parser.fingerprint(sql),
     )
 
 
