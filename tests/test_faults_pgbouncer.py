@@ -70,13 +70,15 @@ def behind(request: pytest.FixtureRequest, pg: PgCluster, scratch: None,
                              users={"mcp_readonly": pg.readonly_password, "postgres": pg.superuser_password},
                              pool_size=POOL_SIZE, ignore_options=request.param == "options ignored")
     url = pooler.url(user="mcp_readonly", password=pg.readonly_password, dbname=devdb.SAMPLE_DB)
-    server = start_server(url, tmp_path_factory.mktemp("behind"), workers=2, threads=4,
-                          env={"QUERY_TIMEOUT": "1000", "MAX_ROWS": "1000", "MAX_CONNECTIONS": "8",
-                               "POOL_CONNECTION_TIMEOUT": "10000"})
-    try:
+    server = None
+    try:  # the pooler is stopped even when the server fails to start
+        server = start_server(url, tmp_path_factory.mktemp("behind"), workers=2, threads=4,
+                              env={"QUERY_TIMEOUT": "1000", "MAX_ROWS": "1000", "MAX_CONNECTIONS": "8",
+                                   "POOL_CONNECTION_TIMEOUT": "10000"})
         yield Behind(pg, pooler, server)
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
         pooler.stop()
         shutil.rmtree(base, ignore_errors=True)
 
