@@ -19,6 +19,7 @@ from mcp_types import methods as wire
 
 from pgmcp_http import SERVICE_NAME, __version__
 from pgmcp_http.catalog import Visibility, role_warnings
+from pgmcp_http.catalog.definers import DefinerCache
 from pgmcp_http.completions import Completions
 from pgmcp_http.config import Settings, clean_database_url
 from pgmcp_http.db import Canceller, ConnectOptions, Database, DatabaseError, Pool, Probe, RowLimits, open_connection
@@ -99,6 +100,7 @@ class Runtime:
             limits=RowLimits(max_rows=settings.max_rows, max_bytes=settings.max_result_bytes),
             read_only=settings.read_only,
             ceiling=CostCeiling(max_cost=settings.max_query_cost, max_rows=settings.max_estimated_rows),
+            definers=DefinerCache(ttl_s=settings.definer_check_cache_ms / 1000),
         )
         # TOOLS_FILE is checked here, in the gunicorn master before fork (preload_app), on a connection
         # of its own that is closed again; ToolsFileError stops start-up (see wsgi.py).

@@ -118,3 +118,24 @@ def test_definer_functions_are_found_behind_every_notation(pg, server, sql, reas
                          "DROP FUNCTION public.order_note(orders)")
     assert status == 200 and body["isError"] is True, body
     assert reason in body["content"][0]["text"]
+
+
+def test_the_definer_list_is_remembered_for_its_ttl_only(pg):
+    from pgmcp_http.catalog.definers import DefinerCache
+
+    db = make_database(pg.readonly_url)
+    remembering, asking = DefinerCache(ttl_s=60), DefinerCache(ttl_s=0)
+    try:
+        with db.transaction() as tx:
+            before = remembering.get(tx)
+        with psycopg.connect(pg.superuser_url(), autocommit=True) as conn:
+            conn.execute("CREATE FUNCTION public.fresh_definer() RETURNS int LANGUAGE sql SECURITY DEFINER "
+                         "AS 'SELECT 1'")
+            try:
+                with db.transaction() as tx:
+                    assert remembering.get(tx) == before  # within its TTL: one read for many calls
+                    assert ("public", "fresh_definer") in asking.get(tx)
+            finally:
+                conn.execute("DROP FUNCTION public.fresh_definer()")
+    finally:
+        db.close()

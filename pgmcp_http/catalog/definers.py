@@ -8,43 +8,56 @@ aggregate's support function or behind an operator: all are looked up.
 (Casts and domain constraints that call one are not: revoke EXECUTE on
 SECURITY DEFINER functions the server's role should not reach.) Callers
 of such functions are refused unless the operator allows them by name
-(``ALLOWED_DEFINER_FUNCTIONS``). The catalog is asked on every call that uses
-functions (an index lookup by name, in the call's own transaction), so a
-function created a moment ago is seen at once.
+(``ALLOWED_DEFINER_FUNCTIONS``). The catalog's list of them is remembered
+for a moment (see :class:`DefinerCache`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+import time
 
 from pgmcp_http.db import Transaction
 
-__all__ = ["definer_functions"]
+__all__ = ["DefinerCache"]
 
 _SQL = """
 SELECT n.nspname AS schema, p.proname AS name
 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-WHERE p.proname = ANY(%(names)s::text[]::name[])
-  AND (p.prosecdef OR EXISTS (  -- an aggregate whose transition, final or combine function is one
+WHERE p.prosecdef OR EXISTS (  -- an aggregate whose transition, final or combine function is one
         SELECT 1 FROM pg_catalog.pg_aggregate a JOIN pg_catalog.pg_proc f
           ON f.oid = a.aggtransfn OR f.oid = a.aggfinalfn OR f.oid = a.aggcombinefn
-        WHERE a.aggfnoid = p.oid AND f.prosecdef))
+        WHERE a.aggfnoid = p.oid AND f.prosecdef)
 UNION ALL
 SELECT n.nspname, 'operator ' || o.oprname
 FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
 JOIN pg_catalog.pg_proc f ON f.oid = o.oprcode
-WHERE o.oprname = ANY(%(operators)s::text[]::name[]) AND f.prosecdef
+WHERE f.prosecdef
 """
 
 
-def definer_functions(tx: Transaction, names: Iterable[str],
-                      operators: Iterable[str] = ()) -> frozenset[tuple[str, str]]:
-    """(schema, name) of every SECURITY DEFINER function called one of ``names`` (aggregates count when
-    one of their support functions is one), and (schema, ``operator <op>``) of every operator among
-    ``operators`` whose function is one."""
-    wanted = sorted(set(names))
-    wanted_operators = sorted(set(operators))
-    if not wanted and not wanted_operators:
-        return frozenset()
-    rows = tx.rows(_SQL, {"names": wanted, "operators": wanted_operators})
-    return frozenset((row["schema"], row["name"]) for row in rows)
+class DefinerCache:
+    """Every SECURITY DEFINER function and operator of the database (usually none), remembered per worker.
+
+    Asking the catalog on every call cost a round trip on nearly every call
+    (any ``=`` is an operator). The whole set is small, so it is read at most
+    every ``ttl_s`` seconds, in the transaction of the call that finds it
+    stale. A function made SECURITY DEFINER less than ``ttl_s`` ago may
+    therefore be called before the server notices (the read-only transaction
+    still stops its writes to tables); ``ttl_s=0`` asks every time.
+    """
+
+    def __init__(self, ttl_s: float = 2.0) -> None:
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._names: frozenset[tuple[str, str]] = frozenset()
+        self._read_at = float("-inf")
+
+    def get(self, tx: Transaction) -> frozenset[tuple[str, str]]:
+        with self._lock:
+            if time.monotonic() - self._read_at < self.ttl_s:
+                return self._names
+        names = frozenset((row["schema"], row["name"]) for row in tx.rows(_SQL))
+        with self._lock:
+            self._names, self._read_at = names, time.monotonic()
+        return names

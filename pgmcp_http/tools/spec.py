@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pgmcp_http.catalog.definers import DefinerCache
 from pgmcp_http.db import RowLimits, Transaction
 from pgmcp_http.sqlguard import Guard, GuardPolicy
 
@@ -48,6 +49,7 @@ class ToolContext:
     limits: RowLimits
     read_only: bool
     ceiling: CostCeiling = field(default_factory=CostCeiling)
+    definers: DefinerCache = field(default_factory=DefinerCache)
 
 
 ToolFn = Callable[[Transaction, dict[str, Any], ToolContext], dict[str, Any]]
