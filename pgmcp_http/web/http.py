@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Response, current_app, g
+from flask import Response, current_app, g, request
 
 from pgmcp_http.runtime import Runtime
 
-__all__ = ["MAX_JSON_DEPTH", "forbidden_host", "forbidden_origin", "json_response", "note", "runtime", "secrets",
-           "too_deep"]
+__all__ = ["MAX_JSON_DEPTH", "forbidden_host", "forbidden_origin", "json_response", "note", "rebinding_refusal",
+           "runtime", "secrets", "too_deep"]
 
 
 def runtime() -> Runtime:
@@ -81,6 +81,18 @@ def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return False
+
+
+def rebinding_refusal() -> str | None:
+    """Why this request's Origin or Host is refused (DNS-rebinding protection), or None; each blueprint
+    answers it in its own error shape with 403."""
+    settings = runtime().settings
+    origin = request.headers.get("Origin")
+    if forbidden_origin(origin, settings.allowed_origins, settings.host):
+        return f"Origin {origin} is not allowed; the operator can add it to ALLOWED_ORIGINS"
+    if forbidden_host(request.host, settings.host):
+        return "this server listens on loopback only and answers loopback host names only (DNS-rebinding protection)"
+    return None
 
 
 def forbidden_origin(origin: str | None, allowed: tuple[str, ...], bind_host: str) -> bool:

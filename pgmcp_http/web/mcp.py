@@ -17,10 +17,9 @@ from pgmcp_http.protocol.errors import INVALID_REQUEST, PARSE_ERROR
 from pgmcp_http.web.auth import authorize
 from pgmcp_http.web.http import (
     MAX_JSON_DEPTH,
-    forbidden_host,
-    forbidden_origin,
     json_response,
     note,
+    rebinding_refusal,
     runtime,
     too_deep,
 )
@@ -81,15 +80,8 @@ def _status(reply: Reply) -> int:
 
 @bp.before_request
 def _check_origin() -> Response | None:
-    settings = runtime().settings
-    origin = request.headers.get("Origin")
-    if forbidden_origin(origin, settings.allowed_origins, settings.host):
-        return rpc_error(403, INVALID_REQUEST, f"Origin {origin} is not allowed; the operator can add it to "
-                                               "ALLOWED_ORIGINS")
-    if forbidden_host(request.host, settings.host):
-        return rpc_error(403, INVALID_REQUEST, "this server listens on loopback only and answers loopback host "
-                                               "names only (DNS-rebinding protection)")
-    return None
+    refusal = rebinding_refusal()
+    return None if refusal is None else rpc_error(403, INVALID_REQUEST, refusal)
 
 
 bp.before_request(authorize)

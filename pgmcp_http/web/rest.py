@@ -18,10 +18,9 @@ from pgmcp_http.protocol import tool_entry, tool_result
 from pgmcp_http.web.auth import authorize
 from pgmcp_http.web.http import (
     MAX_JSON_DEPTH,
-    forbidden_host,
-    forbidden_origin,
     json_response,
     note,
+    rebinding_refusal,
     runtime,
     too_deep,
 )
@@ -38,14 +37,8 @@ def _client_error(status: int, message: str) -> Response:
 
 @bp.before_request
 def _check_origin() -> Response | None:
-    settings = runtime().settings
-    origin = request.headers.get("Origin")
-    if forbidden_origin(origin, settings.allowed_origins, settings.host):
-        return _client_error(403, f"Origin {origin} is not allowed; the operator can add it to ALLOWED_ORIGINS")
-    if forbidden_host(request.host, settings.host):
-        return _client_error(403, "this server listens on loopback only and answers loopback host names only "
-                                  "(DNS-rebinding protection)")
-    return None
+    refusal = rebinding_refusal()
+    return None if refusal is None else _client_error(403, refusal)
 
 
 bp.before_request(authorize)
