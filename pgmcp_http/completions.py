@@ -14,14 +14,15 @@ and ``hasMore``. Hidden schemas and blocked tables are never suggested.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from pgmcp_http.catalog import Visibility
 from pgmcp_http.catalog.names import NameMatches, function_names, schema_names, table_names
-from pgmcp_http.db import Database, DatabaseError, RoleRefused, RoleUnavailable, Transaction
-from pgmcp_http.errors import ForbiddenError, NotFoundError, UnavailableError
+from pgmcp_http.catalog.reading import catalog_transaction
+from pgmcp_http.db import Database, Transaction
+from pgmcp_http.errors import NotFoundError
 from pgmcp_http.identity import Caller
 from pgmcp_http.prompts import PROMPTS
 
@@ -90,12 +91,5 @@ class Completions:
             return function_names(tx, self.visibility, value, schema=schema, limit=MAX_VALUES)
         return NameMatches(values=[], total=0)
 
-    @contextmanager
-    def _transaction(self, caller: Caller | None) -> Iterator[Transaction]:
-        try:
-            with self._database().transaction(caller=caller) as tx:
-                yield tx
-        except (RoleRefused, RoleUnavailable) as exc:
-            raise ForbiddenError(str(exc)) from None
-        except DatabaseError as exc:
-            raise UnavailableError(f"cannot read the catalog: {exc}") from None
+    def _transaction(self, caller: Caller | None) -> AbstractContextManager[Transaction]:
+        return catalog_transaction(self._database, caller)

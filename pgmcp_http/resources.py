@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -31,8 +31,9 @@ from pgmcp_http.catalog import (
     list_schemas,
 )
 from pgmcp_http.catalog.describe import NotFound
-from pgmcp_http.db import Database, DatabaseError, RoleRefused, RoleUnavailable, Transaction
-from pgmcp_http.errors import ForbiddenError, NotFoundError, UnavailableError
+from pgmcp_http.catalog.reading import catalog_transaction
+from pgmcp_http.db import Database, Transaction
+from pgmcp_http.errors import NotFoundError
 from pgmcp_http.identity import Caller
 
 __all__ = ["PAGE_SIZE", "Resources", "decode_cursor", "encode_cursor"]
@@ -87,15 +88,8 @@ class Resources:
         self._database = database
         self.visibility = visibility
 
-    @contextmanager
-    def _transaction(self, caller: Caller | None) -> Iterator[Transaction]:
-        try:
-            with self._database().transaction(caller=caller) as tx:
-                yield tx
-        except (RoleRefused, RoleUnavailable) as exc:
-            raise ForbiddenError(str(exc)) from None
-        except DatabaseError as exc:
-            raise UnavailableError(f"cannot read the catalog: {exc}") from None
+    def _transaction(self, caller: Caller | None) -> AbstractContextManager[Transaction]:
+        return catalog_transaction(self._database, caller)
 
     def templates(self) -> list[dict[str, Any]]:
         return [dict(template) for template in TEMPLATES]
