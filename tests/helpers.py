@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,24 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+@contextlib.contextmanager
+def scratch_database(pg: PgCluster, name: str, sql: str) -> Iterator[str]:
+    """A database made afresh on the session cluster, ``sql`` run in it as the superuser; yields the
+    read-only role's URL for it and drops it afterwards (closing whatever is still connected)."""
+    import psycopg
+
+    with psycopg.connect(pg.superuser_url("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(pg.superuser_url(name), autocommit=True) as conn:
+            conn.execute(sql)
+        yield pg.cluster.url(user="mcp_readonly", password=pg.readonly_password, dbname=name)
+    finally:
+        with psycopg.connect(pg.superuser_url("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def start_server(database_url: str | None, workdir: Path, *, workers: int = 2, threads: int = 4,

@@ -27,7 +27,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.helpers import request, start_server
+from tests.helpers import start_server
+from tests.test_tools_core import call, ok
 
 # Names this run gives to files and objects: other sessions may run the same corpus at the same time
 # against their own cluster, but /tmp is shared.
@@ -35,22 +36,6 @@ CORPUS = "pgmcp_corpus"
 MARKER = f"{CORPUS}_{os.getpid()}"
 TIMEOUT_MS = 500
 MAX_QUERY_LENGTH = 4000
-
-
-# -- calling the server -----------------------------------------------------------------------
-
-def call(server: Any, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    """tools/call through the federation's REST route (the same toolbox as MCP)."""
-    status, _, body = request("POST", f"{server.base}/mcp/tools/call", {"name": name, "arguments": arguments},
-                              headers={"Content-Type": "application/json"})
-    assert status == 200, body
-    return body
-
-
-def ok(server: Any, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = call(server, name, arguments)
-    assert result["isError"] is False, result["content"][0]["text"]
-    return result["structuredContent"]
 
 
 # -- what must not change -------------------------------------------------------------------------

@@ -6,41 +6,37 @@ import time
 from typing import Any
 
 import anyio
-import psycopg
 import pytest
 
-from tests.helpers import MODERN, initialize, modern_rpc, sdk_client, session_rpc, start_server
+from tests.helpers import MODERN, initialize, modern_rpc, scratch_database, sdk_client, session_rpc, start_server
 
 DB = "pgmcp_completions"
 TABLE_REF = {"type": "ref/resource", "uri": "postgres://table/{schema}/{table}"}
 
 
+CATALOG_SQL = """
+CREATE SCHEMA shop; CREATE SCHEMA hidden; CREATE SCHEMA "Sales";
+DO $$ BEGIN FOR i IN 1..150 LOOP
+    EXECUTE format('CREATE TABLE shop.%I (id int)', 'Item_' || lpad(i::text, 3, '0'));
+END LOOP; END $$;
+CREATE TABLE shop.items_secret (id int); CREATE TABLE shop.orders (id int);
+CREATE TABLE hidden.items_hidden (id int); CREATE TABLE "Sales"."Invoices" (id int);
+CREATE FUNCTION shop.item_total(int) RETURNS int LANGUAGE sql AS 'SELECT $1';
+CREATE FUNCTION shop.item_total(bigint) RETURNS bigint LANGUAGE sql AS 'SELECT $1';
+GRANT USAGE ON SCHEMA shop, hidden, "Sales" TO mcp_readonly;
+"""
+
+
 @pytest.fixture(scope="module")
 def catalog_server(pg, tmp_path_factory):
     """150 tables whose names start with "Item" (mixed case), a blocked one, a hidden schema."""
-    with psycopg.connect(pg.superuser_url("postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB}")
-        conn.execute(f"CREATE DATABASE {DB}")
-    with psycopg.connect(pg.superuser_url(DB), autocommit=True) as conn:
-        conn.execute("""
-            CREATE SCHEMA shop; CREATE SCHEMA hidden; CREATE SCHEMA "Sales";
-            DO $$ BEGIN FOR i IN 1..150 LOOP
-                EXECUTE format('CREATE TABLE shop.%I (id int)', 'Item_' || lpad(i::text, 3, '0'));
-            END LOOP; END $$;
-            CREATE TABLE shop.items_secret (id int); CREATE TABLE shop.orders (id int);
-            CREATE TABLE hidden.items_hidden (id int); CREATE TABLE "Sales"."Invoices" (id int);
-            CREATE FUNCTION shop.item_total(int) RETURNS int LANGUAGE sql AS 'SELECT $1';
-            CREATE FUNCTION shop.item_total(bigint) RETURNS bigint LANGUAGE sql AS 'SELECT $1';
-            GRANT USAGE ON SCHEMA shop, hidden, "Sales" TO mcp_readonly;""")
-    url = pg.cluster.url(user="mcp_readonly", password=pg.readonly_password, dbname=DB)
-    server = start_server(url, tmp_path_factory.mktemp("completions"), workers=2, threads=2, env={
-        "ALLOWED_SCHEMAS": 'shop,"Sales"', "BLOCKED_TABLES": "shop.items_secret"})
-    try:
-        yield server
-    finally:
-        server.stop()
-        with psycopg.connect(pg.superuser_url("postgres"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE {DB} WITH (FORCE)")
+    with scratch_database(pg, DB, CATALOG_SQL) as url:
+        server = start_server(url, tmp_path_factory.mktemp("completions"), workers=2, threads=2, env={
+            "ALLOWED_SCHEMAS": 'shop,"Sales"', "BLOCKED_TABLES": "shop.items_secret"})
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 def complete(server: Any, ref: dict[str, Any], name: str, value: str,

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.helpers import start_server
+from tests.helpers import scratch_database, start_server
 from tests.test_tools_core import failure, ok
 
 DB = "pgmcp_plans"
@@ -39,20 +39,13 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO mcp_readonly;
 
 @pytest.fixture(scope="module")
 def planner(pg, tmp_path_factory):
-    with psycopg.connect(pg.superuser_url("postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB}")
-        conn.execute(f"CREATE DATABASE {DB}")
-    with psycopg.connect(pg.superuser_url(DB), autocommit=True) as conn:
-        conn.execute(FIXTURE_SQL)
-    url = pg.cluster.url(user="mcp_readonly", password=pg.readonly_password, dbname=DB)
-    server = start_server(url, tmp_path_factory.mktemp("plans"), workers=1, threads=1,
-                          env={"MAX_CONNECTIONS": "1", "WEB_CONCURRENCY": "1"})
-    try:
-        yield server
-    finally:
-        server.stop()
-        with psycopg.connect(pg.superuser_url("postgres"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE {DB} WITH (FORCE)")
+    with scratch_database(pg, DB, FIXTURE_SQL) as url:
+        server = start_server(url, tmp_path_factory.mktemp("plans"), workers=1, threads=1,
+                              env={"MAX_CONNECTIONS": "1", "WEB_CONCURRENCY": "1"})
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 def analyze(server: Any, sql: str, params: list[Any] | None = None) -> dict[str, Any]:

@@ -6,34 +6,31 @@ which prints figures instead of asserting timings.
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 
-from tests.helpers import start_server
+from tests.helpers import scratch_database, start_server
 from tests.test_tools_core import ok
 
 BIG_DB = "pgmcp_big"
 ROWS = 2_000_000
 
 
+BIG_SQL = f"""
+CREATE TABLE big AS SELECT g AS id, md5(g::text) AS payload, timestamptz '2025-01-01' + g * interval '1 second' AS at
+FROM generate_series(1, {ROWS}) g;
+ANALYZE big;
+GRANT SELECT ON big TO mcp_readonly;
+"""
+
+
 @pytest.fixture(scope="module")
 def big_server(pg, tmp_path_factory):
-    with psycopg.connect(pg.superuser_url("postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BIG_DB}")
-        conn.execute(f"CREATE DATABASE {BIG_DB}")
-    with psycopg.connect(pg.superuser_url(BIG_DB), autocommit=True) as conn:
-        conn.execute("CREATE TABLE big AS SELECT g AS id, md5(g::text) AS payload, "
-                     f"timestamptz '2025-01-01' + g * interval '1 second' AS at FROM generate_series(1, {ROWS}) g")
-        conn.execute("ANALYZE big")
-        conn.execute("GRANT SELECT ON big TO mcp_readonly")
-    url = pg.cluster.url(user="mcp_readonly", password=pg.readonly_password, dbname=BIG_DB)
-    server = start_server(url, tmp_path_factory.mktemp("big"), workers=1, threads=2)
-    try:
-        yield server
-    finally:
-        server.stop()
-        with psycopg.connect(pg.superuser_url("postgres"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE {BIG_DB}")
+    with scratch_database(pg, BIG_DB, BIG_SQL) as url:
+        server = start_server(url, tmp_path_factory.mktemp("big"), workers=1, threads=2)
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 def test_select_star_returns_the_capped_page(big_server):

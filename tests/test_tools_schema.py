@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.helpers import modern_rpc, start_server
+from tests.helpers import modern_rpc, scratch_database, start_server
 from tests.test_tools_core import failure, ok
 
 DB = "pgmcp_schema"
@@ -75,20 +75,13 @@ REVOKE SELECT ON shop.no_access FROM mcp_readonly;
 
 @pytest.fixture(scope="module")
 def shop(pg, tmp_path_factory):
-    with psycopg.connect(pg.superuser_url("postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB}")
-        conn.execute(f"CREATE DATABASE {DB}")
-    with psycopg.connect(pg.superuser_url(DB), autocommit=True) as conn:
-        conn.execute(FIXTURE_SQL)
-    url = pg.cluster.url(user="mcp_readonly", password=pg.readonly_password, dbname=DB)
-    server = start_server(url, tmp_path_factory.mktemp("shop"), workers=1, threads=2, env={
-        "ALLOWED_SCHEMAS": 'shop,"Sales"', "BLOCKED_TABLES": "shop.audit_secret"})
-    try:
-        yield server
-    finally:
-        server.stop()
-        with psycopg.connect(pg.superuser_url("postgres"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE {DB} WITH (FORCE)")
+    with scratch_database(pg, DB, FIXTURE_SQL) as url:
+        server = start_server(url, tmp_path_factory.mktemp("shop"), workers=1, threads=2, env={
+            "ALLOWED_SCHEMAS": 'shop,"Sales"', "BLOCKED_TABLES": "shop.audit_secret"})
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="module")
