@@ -11,8 +11,8 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt r
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	@scripts/ensure-postgres.sh
-	@scripts/ensure-promtool.sh
-	@scripts/ensure-pgbouncer.sh
+	@scripts/ensure-debian-package.sh promtool prometheus
+	@scripts/ensure-debian-package.sh /usr/sbin/pgbouncer pgbouncer
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "pgmcp-http needs Python 3.11")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -23,7 +23,7 @@ run: $(STAMP)
 	@scripts/run.sh
 
 test: $(STAMP)
-	@scripts/ensure-pgbouncer.sh
+	@scripts/ensure-debian-package.sh /usr/sbin/pgbouncer pgbouncer
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -32,21 +32,21 @@ lint: $(STAMP)
 # Benchmarks and the soak print figures and assert nothing; none runs in CI (README: Performance
 # and faults). `make bench SAVE=1` also writes bench/results/<date>.md.
 bench: $(STAMP)
-	@scripts/ensure-pgbouncer.sh
-	@scripts/ensure-wrk.sh
+	@scripts/ensure-debian-package.sh /usr/sbin/pgbouncer pgbouncer
+	@scripts/ensure-debian-package.sh wrk wrk
 	BENCH_SAVE=$(SAVE) $(PY) bench/run.py
 	$(PY) bench/identity.py
 
 bench-workers: $(STAMP)
-	@scripts/ensure-wrk.sh
+	@scripts/ensure-debian-package.sh wrk wrk
 	$(PY) bench/workers.py
 
 bench-peers: $(STAMP)
-	@scripts/ensure-wrk.sh
+	@scripts/ensure-debian-package.sh wrk wrk
 	$(PY) bench/peers.py
 
 soak: $(STAMP)
-	@scripts/ensure-wrk.sh
+	@scripts/ensure-debian-package.sh wrk wrk
 	$(PY) bench/soak.py
 
 devdb: $(STAMP)

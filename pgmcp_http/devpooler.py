@@ -90,7 +90,8 @@ def start_pgbouncer(cluster: Cluster, base: Path, *, users: dict[str, str], pool
     PgBouncer's default; with it, the parameter is accepted and silently dropped.
     """
     if not Path(PGBOUNCER).exists():
-        raise DevDbError(f"{PGBOUNCER} not found: apt-get install -y pgbouncer (scripts/ensure-pgbouncer.sh)")
+        raise DevDbError(f"{PGBOUNCER} not found: apt-get install -y pgbouncer "
+                         "(scripts/ensure-debian-package.sh /usr/sbin/pgbouncer pgbouncer)")
     base.mkdir(parents=True, exist_ok=True)
     port = free_port()
     (base / "userlist.txt").write_text("".join(f'"{user}" "{password}"\n' for user, password in users.items()))

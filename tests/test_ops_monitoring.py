@@ -24,11 +24,11 @@ EXTERNAL = {"up": "Prometheus itself", "ALERTS": "Prometheus itself",
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    """promtool, installed by scripts/ensure-promtool.sh when missing (CI runs as root)."""
+    """promtool, installed by scripts/ensure-debian-package.sh when missing (CI runs as root)."""
     if shutil.which("promtool") is None:
-        subprocess.run([str(REPO / "scripts" / "ensure-promtool.sh")], check=True)
+        subprocess.run([str(REPO / "scripts" / "ensure-debian-package.sh"), "promtool", "prometheus"], check=True)
     found = shutil.which("promtool")
-    assert found, "promtool is missing: run scripts/ensure-promtool.sh as root (apt-get install prometheus)"
+    assert found, "promtool is missing: run scripts/ensure-debian-package.sh promtool prometheus as root"
     return found
 
 
