@@ -221,7 +221,9 @@ def test_the_images_healthcheck_passes_and_fails_when_nothing_listens(container:
 
 def test_writable_state_stays_in_tmp(container: Container):
     tmp = container.tmp
-    assert (tmp / ".gunicorn" / "gunicorn.ctl").is_socket(), "gunicorn's control socket (HOME=/tmp)"
+    # gunicorn opens its control socket a moment after the workers answer: wait for it, do not race it.
+    wait_until(lambda: (tmp / ".gunicorn" / "gunicorn.ctl").is_socket(), timeout=10,
+               what="gunicorn's control socket in /tmp (HOME=/tmp)")
     assert list(tmp.glob("pgmcp-metrics-*/*.db")), "the private Prometheus multiprocess directory (TMPDIR)"
     log = container.log_path.read_text()
     assert "Read-only file system" not in log and "Failed to start control socket" not in log, log[-2000:]
