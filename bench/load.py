@@ -73,7 +73,7 @@ function done(summary, latency, requests)
     '"connect": %%d, "read": %%d, "write": %%d, "status": %%d, "timeout": %%d, "sample": "%%s"}\n',
     summary.requests, summary.duration, latency:percentile(50.0), latency:percentile(99.0), latency.max,
     errors, e.connect, e.read, e.write, e.status, e.timeout,
-    string.gsub(string.gsub(sample, '\\', '\\\\'), '"', '\\"')))
+    (string.gsub(sample, '[%%c"\\]', function(c) return string.format("\\u%%04x", string.byte(c)) end))))
 end
 """
 

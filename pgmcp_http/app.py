@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
-import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from pgmcp_http.config import Settings
-from pgmcp_http.observability.logs import ACCESS_LOGGER, configure_logging
+from pgmcp_http.observability.logs import configure_logging
 from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST
 from pgmcp_http.runtime import Runtime
-from pgmcp_http.web import auth, mcp, metrics, probes, rest
+from pgmcp_http.web import auth, metrics, probes, rest
+from pgmcp_http.web.access import AccessLog, HttpSeries
 from pgmcp_http.web.disconnect import DisconnectWatcher, WatchDisconnects
+from pgmcp_http.web.exchange import begin, current, finish
 from pgmcp_http.web.http import json_response
-from pgmcp_http.web.identity import IDENTITIES_KEY, Identities
-from pgmcp_http.web.jwt_callers import JWT_CALLERS_KEY, JwtCallers
-from pgmcp_http.web.mcp import rpc_error
+from pgmcp_http.web.identity import Identities
+from pgmcp_http.web.jwt_callers import JwtCallers
+from pgmcp_http.web.mcp import PATH, McpEndpoint, rpc_error_body
 
 __all__ = ["create_app", "secrets_of"]
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger(ACCESS_LOGGER)
+ACCESS_KEY = "pgmcp.access"
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -35,31 +37,51 @@ def secrets_of(settings: Settings) -> list[str]:
 def create_app(settings: Settings, *, configure_logs: bool = True) -> Flask:
     """Build the app. The database pool is not opened here but in each worker, after fork."""
     if configure_logs:
-        configure_logging(settings.log_level, secrets_of(settings))
+        configure_logging(settings.log_level, secrets_of(settings), request_id=_request_id)
     app = Flask("pgmcp_http")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["PGMCP_STARTED_AT"] = time.time()
     runtime = app.extensions["pgmcp"] = Runtime(settings)
-    tokens = app.extensions[auth.TOKENS_KEY] = auth.TokenSet(settings.auth_tokens, settings.auth_entries)
-    app.extensions[IDENTITIES_KEY] = Identities(tokens.callers, app.extensions["pgmcp"].roles)
-    if settings.jwt is not None:
-        app.extensions[JWT_CALLERS_KEY] = JwtCallers(settings.jwt, app.extensions["pgmcp"].roles)
-    app.register_blueprint(mcp.bp)
+    tokens = auth.TokenSet(settings.auth_tokens, settings.auth_entries)
+    jwts = JwtCallers(settings.jwt, runtime.roles) if settings.jwt is not None else None
+    gate = app.extensions[auth.GATE_KEY] = auth.Gate(tokens, Identities(tokens.callers, runtime.roles), jwts,
+                                                     settings.auth_header)
+    access = app.extensions[ACCESS_KEY] = AccessLog(runtime.metrics)
     app.register_blueprint(rest.bp)
     app.register_blueprint(probes.bp)
     app.register_blueprint(metrics.bp)
     metrics.init_http_metrics(app)
     app.before_request(_start_request)
     app.after_request(_finish_request)
+    app.teardown_request(_end_request)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
+    endpoint = McpEndpoint(runtime, gate, access, HttpSeries(runtime.metrics.registry, PATH),
+                           body_limit=settings.max_request_bytes)
     # A client that hangs up mid-call gets its statement cancelled (see web/disconnect.py).
     watcher = DisconnectWatcher(cancel=lambda thread_id: runtime.database().pool.cancel_held_by(thread_id))
     app.extensions["pgmcp.disconnects"] = watcher
-    app.wsgi_app = WatchDisconnects(app.wsgi_app, watcher)  # type: ignore[method-assign]
+    app.wsgi_app = WatchDisconnects(_route(endpoint, app.wsgi_app), watcher)  # type: ignore[method-assign]
     _warn_about(settings)
     return app
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _route(mcp: WsgiApp, flask_app: WsgiApp) -> WsgiApp:
+    """``/mcp`` to its plain WSGI endpoint, every other path to Flask."""
+    def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == PATH:
+            return mcp(environ, start_response)
+        return flask_app(environ, start_response)
+    return route
+
+
+def _request_id() -> str | None:
+    exchange = current()
+    return exchange.request_id if exchange is not None else None
 
 
 def _warn_about(settings: Settings) -> None:
@@ -78,27 +100,27 @@ def _warn_about(settings: Settings) -> None:
 
 
 def _start_request() -> None:
-    g.started = time.perf_counter()
-    incoming = request.headers.get("X-Request-Id", "")
-    g.request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+    begin(request.headers.get("X-Request-Id"))
 
 
 def _finish_request(response: Response) -> Response:
-    response.headers["X-Request-Id"] = g.get("request_id", "")
-    duration_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    noted = g.get("log_fields", {})
-    fields = {"request_id": g.get("request_id"), "method": request.method, "path": request.path,
-              "status": response.status_code, "duration_ms": round(duration_ms, 2), "worker_pid": os.getpid(),
-              **noted}
-    access_log.info("request", extra=fields)
-    current_app.extensions["pgmcp"].metrics.rpc_request(
-        method=noted.get("mcp_method"), version=noted.get("mcp_version"), era=noted.get("mcp_era"),
-        failed=noted.get("rpc_error") is not None or response.status_code >= 400)
+    exchange = current()
+    if exchange is not None:
+        response.headers["X-Request-Id"] = exchange.request_id
+        access: AccessLog = current_app.extensions[ACCESS_KEY]
+        access.record(exchange, method=request.method, path=request.path, status=response.status_code)
     return response
 
 
+def _end_request(exc: BaseException | None) -> None:
+    exchange = current()
+    if exchange is not None:
+        finish(exchange)
+
+
 def _too_large(exc: RequestEntityTooLarge) -> Response:
-    return rpc_error(413, INVALID_REQUEST, "the request body is larger than MAX_REQUEST_BYTES allows")
+    return json_response(rpc_error_body(INVALID_REQUEST, "the request body is larger than MAX_REQUEST_BYTES "
+                                                         "allows"), 413)
 
 
 def _http_error(exc: HTTPException) -> Response:
@@ -106,6 +128,7 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _unexpected(exc: Exception) -> Response:
-    log.exception("unhandled error", extra={"request_id": g.get("request_id")})
-    return rpc_error(500, INTERNAL_ERROR, f"internal error (request id {g.get('request_id')}); "
-                                          "the server log has the details")
+    request_id = _request_id()
+    log.exception("unhandled error", extra={"request_id": request_id})
+    return json_response(rpc_error_body(INTERNAL_ERROR, f"internal error (request id {request_id}); "
+                                                        "the server log has the details"), 500)

@@ -14,10 +14,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import g, has_request_context
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 __all__ = ["ACCESS_LOGGER", "REDACTED", "JsonFormatter", "RedactingFilter", "RequestIdFilter", "configure_logging",
@@ -71,22 +70,33 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def _no_request() -> str | None:
+    return None
+
+
 class RequestIdFilter(logging.Filter):
-    """Adds ``request_id`` to lines written while a request is being served (when not already set)."""
+    """Adds ``request_id`` to lines written while a request is being served (when not already set);
+    ``lookup`` says which request the current thread serves (the web layer's, given at start-up)."""
+
+    def __init__(self, lookup: Callable[[], str | None] = _no_request) -> None:
+        super().__init__()
+        self.lookup = lookup
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "request_id", None) is None and has_request_context():
-            request_id = g.get("request_id")
+        if getattr(record, "request_id", None) is None:
+            request_id = self.lookup()
             if request_id is not None:
                 record.request_id = request_id
         return True
 
 
-def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
-    """JSON lines on stderr at ``level`` for the root logger (and gunicorn's), secrets redacted."""
+def configure_logging(level: str, secrets: Iterable[str] = (),
+                      request_id: Callable[[], str | None] = _no_request) -> None:
+    """JSON lines on stderr at ``level`` for the root logger (and gunicorn's), secrets redacted;
+    ``request_id`` names the request being served on the calling thread, if any."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    handler.addFilter(RequestIdFilter())
+    handler.addFilter(RequestIdFilter(request_id))
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     for existing in list(root.handlers):

@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from flask import Request, Response, current_app, g, request
+from flask import Response, current_app, request
 
 from pgmcp_http.config import TokenEntry
-from pgmcp_http.web.http import json_response, note, runtime
-from pgmcp_http.web.identity import IDENTITIES_KEY, Identities
-from pgmcp_http.web.jwt_callers import JWT_CALLERS_KEY, JwtCallers
+from pgmcp_http.identity import Caller
+from pgmcp_http.web.exchange import current, note
+from pgmcp_http.web.http import json_response
+from pgmcp_http.web.identity import Identities
+from pgmcp_http.web.jwt_callers import JwtCallers
 
-__all__ = ["UNAUTHORIZED", "TokenSet", "authorize", "challenge"]
-
-TOKENS_KEY = "pgmcp_tokens"
+__all__ = ["GATE_KEY", "UNAUTHORIZED", "Admission", "Challenge", "Gate", "TokenSet", "authorize"]
 
 UNAUTHORIZED = -32001
 """JSON-RPC error code for a missing or wrong credential (server-defined range)."""
@@ -68,68 +70,94 @@ class TokenSet:
         return self.match(presented) >= 0
 
 
-def presented_credentials(req: Request, header: str) -> list[str]:
+def presented_credentials(headers: Mapping[str, str], header: str) -> list[str]:
     """The values a request offers: the Bearer token and the API-key header, when present."""
     found: list[str] = []
-    authorization = req.headers.get("Authorization", "")
+    authorization = headers.get("Authorization") or ""
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         found.append(value.strip())
-    api_key = req.headers.get(header, "").strip()
+    api_key = (headers.get(header) or "").strip()
     if api_key:
         found.append(api_key)
     return found
 
 
-def challenge(req: Request, tokens: TokenSet, header: str) -> Response | None:
-    """None when the request carries an accepted token; else the 401 to send."""
-    offered = presented_credentials(req, header)
-    accepted = False
-    for value in offered:
-        accepted |= tokens.matches(value)
-    if accepted:
-        return None
+@dataclass(frozen=True)
+class Admission:
+    """An accepted request: who it is (``identity``) and a short digest of its credential (``caller``)."""
+
+    identity: Caller
+    caller: str | None = None
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A refused request: the 401 body and its ``WWW-Authenticate`` header."""
+
+    body: dict[str, Any]
+    www_authenticate: str
+
+
+class Gate:
+    """Everything that decides whether a request may call the tools, built once per app."""
+
+    def __init__(self, tokens: TokenSet, identities: Identities, jwts: JwtCallers | None, header: str) -> None:
+        self.tokens = tokens
+        self.identities = identities
+        self.jwts = jwts
+        self.header = header
+
+    def admit(self, headers: Mapping[str, str]) -> Admission | Challenge:
+        """The caller a request's credential stands for (a configured token first, else a valid JWT when
+        JWT_KEY_FILE is set; with auth off, the anonymous caller), or the 401 to send."""
+        tokens, jwts = self.tokens, self.jwts
+        if not tokens and jwts is None:
+            return Admission(self.identities.anonymous)
+        offered = presented_credentials(headers, self.header)
+        accepted = False
+        for value in offered:
+            accepted |= tokens.matches(value)
+        if accepted:
+            for value in offered:
+                number = tokens.match(value)
+                if number >= 0:
+                    return Admission(self.identities.caller(number), _digest(value).hex()[:16])
+        if jwts is not None:
+            for value in offered:
+                caller = jwts.caller(value)
+                if caller is not None:
+                    return Admission(caller, _digest(value).hex()[:16])
+        return _challenge(offered, self.header)
+
+
+def _challenge(offered: list[str], header: str) -> Challenge:
     if offered:
         message = "unauthorized: the token is not valid; check the token this server was given"
         www = 'Bearer realm="pgmcp-http", error="invalid_token"'
     else:
         message = f"unauthorized: send a token as `Authorization: Bearer <token>` or in the {header} header"
         www = 'Bearer realm="pgmcp-http"'
-    body = {"jsonrpc": "2.0", "id": None, "error": {"code": UNAUTHORIZED, "message": message}}
-    return json_response(body, 401, {"WWW-Authenticate": www})
+    return Challenge({"jsonrpc": "2.0", "id": None, "error": {"code": UNAUTHORIZED, "message": message}}, www)
+
+
+GATE_KEY = "pgmcp_gate"
 
 
 def authorize() -> Response | None:
-    """``before_request`` for the protected blueprints: None to go on, or the 401 to send.
+    """``before_request`` for the protected Flask blueprints: None to go on, or the 401 to send.
 
-    An accepted request records who it is: ``g.identity``, the
-    :class:`~pgmcp_http.identity.Caller` its token stands for (a configured
-    token first, else a valid JWT when JWT_KEY_FILE is set; with auth off, the
-    anonymous caller), and ``g.caller``, a short digest of its token (never
-    the token) so that it can cancel its own requests and only those.
+    An accepted request records who it is on its :class:`~pgmcp_http.web.exchange.Exchange`:
+    ``identity``, the :class:`~pgmcp_http.identity.Caller` its credential stands for, and
+    ``caller``, a short digest of the credential (never the credential) so that it can cancel its
+    own requests and only those.
     """
-    tokens: TokenSet = current_app.extensions[TOKENS_KEY]
-    identities: Identities = current_app.extensions[IDENTITIES_KEY]
-    jwts: JwtCallers | None = current_app.extensions.get(JWT_CALLERS_KEY)
-    if not tokens and jwts is None:
-        g.identity = identities.anonymous
-        return None
-    header = runtime().settings.auth_header
-    refusal = challenge(request, tokens, header)
-    if refusal is not None and jwts is not None:
-        for value in presented_credentials(request, header):
-            caller = jwts.caller(value)
-            if caller is not None:
-                g.caller = _digest(value).hex()[:16]
-                g.identity = caller
-                return None
-    if refusal is not None:
+    gate: Gate = current_app.extensions[GATE_KEY]
+    verdict = gate.admit(request.headers)
+    if isinstance(verdict, Challenge):
         note(outcome="unauthorized")
-        return refusal
-    for value in presented_credentials(request, header):
-        number = tokens.match(value)
-        if number >= 0:
-            g.caller = _digest(value).hex()[:16]
-            g.identity = identities.caller(number)
-            break
+        return json_response(verdict.body, 401, {"WWW-Authenticate": verdict.www_authenticate})
+    exchange = current()
+    if exchange is not None:
+        exchange.identity, exchange.caller = verdict.identity, verdict.caller
     return None

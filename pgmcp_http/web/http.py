@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Response, current_app, g, request
+from flask import Response, current_app
 
+from pgmcp_http.config import Settings
 from pgmcp_http.runtime import Runtime
 
-__all__ = ["MAX_JSON_DEPTH", "forbidden_host", "forbidden_origin", "json_response", "note", "rebinding_refusal",
+__all__ = ["MAX_JSON_DEPTH", "forbidden_host", "forbidden_origin", "json_response", "rebinding_refusal",
            "runtime", "secrets", "too_deep"]
 
 
@@ -29,15 +30,6 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
-
-
-def note(**fields: Any) -> None:
-    """Attach fields to this request's access-log line (MCP method, tool, revision...)."""
-    existing = g.get("log_fields")
-    if existing is None:
-        existing = {}
-        g.log_fields = existing
-    existing.update({key: value for key, value in fields.items() if value is not None})
 
 
 LOOPBACK_BINDS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -83,14 +75,12 @@ def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def rebinding_refusal() -> str | None:
-    """Why this request's Origin or Host is refused (DNS-rebinding protection), or None; each blueprint
+def rebinding_refusal(origin: str | None, host: str | None, settings: Settings) -> str | None:
+    """Why a request's Origin or Host is refused (DNS-rebinding protection), or None; each route
     answers it in its own error shape with 403."""
-    settings = runtime().settings
-    origin = request.headers.get("Origin")
     if forbidden_origin(origin, settings.allowed_origins, settings.host):
         return f"Origin {origin} is not allowed; the operator can add it to ALLOWED_ORIGINS"
-    if forbidden_host(request.host, settings.host):
+    if forbidden_host(host, settings.host):
         return "this server listens on loopback only and answers loopback host names only (DNS-rebinding protection)"
     return None
 

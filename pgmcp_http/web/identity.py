@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flask import g
-
 from pgmcp_http.identity import ANONYMOUS, Caller, RolePolicy
+from pgmcp_http.web.exchange import current
 
-__all__ = ["IDENTITIES_KEY", "Identities", "request_caller"]
-
-IDENTITIES_KEY = "pgmcp_identities"
+__all__ = ["Identities", "request_caller"]
 
 
 class Identities:
@@ -31,6 +28,6 @@ class Identities:
 
 
 def request_caller() -> Caller | None:
-    """This request's caller (set by ``authorize``), or None outside an authorized request."""
-    identity: Caller | None = g.get("identity")
-    return identity
+    """This request's caller (set once its credential is accepted), or None outside an authorized request."""
+    exchange = current()
+    return exchange.identity if exchange is not None else None

@@ -19,9 +19,8 @@ import jwt
 from pgmcp_http.config import JwtSettings
 from pgmcp_http.identity import Caller, RolePolicy
 
-__all__ = ["JWT_CALLERS_KEY", "JwtCallers"]
+__all__ = ["JwtCallers"]
 
-JWT_CALLERS_KEY = "pgmcp_jwt_callers"
 LEEWAY_S = 30
 """Clock skew tolerated on ``exp``/``nbf``/``iat`` between the issuer and this server."""
 

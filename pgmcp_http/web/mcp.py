@@ -1,71 +1,79 @@
-"""``POST /mcp``: MCP's streamable HTTP transport (both eras), answered with JSON bodies.
+"""``/mcp``: MCP's streamable HTTP transport (both eras), answered with JSON bodies.
+
+This is the hot path of the server, so it is a plain WSGI application rather
+than a Flask view: Flask's request context, URL map and hooks cost more per
+call than everything below (the profile in bench/results/2026-11-25.md), and
+none of them is needed for one fixed route. Every other route is Flask's.
 
 HTTP checks happen here in the order the transport specification gives them
-(Origin and Host, then the token, content type, Accept, size, JSON);
-everything after that is the protocol layer's. Status codes are decided here and only here.
+(Origin and Host, then the token, method, content type, Accept, size, JSON);
+everything after that is the protocol layer's. Status codes are decided here
+and only here.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 import orjson
-from flask import Blueprint, Request, Response, g, request
+from werkzeug.datastructures import EnvironHeaders
 
 from pgmcp_http.protocol import Reply, RoutingHeaders
-from pgmcp_http.protocol.errors import INVALID_REQUEST, PARSE_ERROR
-from pgmcp_http.web.auth import authorize
-from pgmcp_http.web.http import (
-    MAX_JSON_DEPTH,
-    json_response,
-    note,
-    rebinding_refusal,
-    runtime,
-    too_deep,
-)
+from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR
+from pgmcp_http.runtime import Runtime
+from pgmcp_http.web.access import AccessLog, HttpSeries
+from pgmcp_http.web.auth import Challenge, Gate
+from pgmcp_http.web.exchange import Exchange, begin, finish, note
+from pgmcp_http.web.http import MAX_JSON_DEPTH, rebinding_refusal, too_deep
 from pgmcp_http.web.trail import Trail
 
-__all__ = ["bp", "rpc_error"]
+__all__ = ["PATH", "McpEndpoint", "rpc_error_body"]
 
-bp = Blueprint("mcp", __name__)
+log = logging.getLogger(__name__)
 
+PATH = "/mcp"
 # HTTP status for JSON-RPC errors in the modern era (transport spec, 2026-07-28).
 MODERN_ERROR_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400, -32601: 404}
 REJECTION_STATUS = {"malformed": 400, "missing_session": 400, "unknown_session": 404}
-_ROUTING = ("mcp-protocol-version", "mcp-method", "mcp-name")
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+
+Headers = list[tuple[str, str]]
+Answer = tuple[int, Headers, bytes]
+StartResponse = Callable[..., Any]
 
 
-def rpc_error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    """A JSON-RPC error body (id null) with an HTTP status: for failures before a message is read."""
-    return json_response({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}, status,
-                         headers)
+def rpc_error_body(code: int, message: str) -> dict[str, Any]:
+    """A JSON-RPC error with id null: for failures before a message is read."""
+    return {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
 
 
-def _accepts_json(req: Request) -> bool:
-    header = req.headers.get("Accept")
+def _json(status: int, payload: Any, headers: Headers | None = None) -> Answer:
+    return status, [("Content-Type", "application/json"), *(headers or [])], orjson.dumps(payload)
+
+
+def _rpc_error(status: int, code: int, message: str, headers: Headers | None = None) -> Answer:
+    return _json(status, rpc_error_body(code, message), headers)
+
+
+def _accepts_json(header: str | None) -> bool:
     if header is None or not header.strip():
         return True  # no Accept header means anything is acceptable (RFC 9110)
     types = {part.split(";")[0].strip().lower() for part in header.split(",")}
     return bool(types & {"application/json", "application/*", "*/*"})
 
 
-def _routing_headers(req: Request) -> RoutingHeaders:
-    duplicated = None
-    seen: set[str] = set()
-    for name, _ in req.headers.items():
-        key = name.lower()
-        if key in _ROUTING:
-            if key in seen:
-                duplicated = key
-            seen.add(key)
-    return RoutingHeaders(
-        protocol_version=req.headers.get("MCP-Protocol-Version"),
-        method=req.headers.get("Mcp-Method"),
-        name=req.headers.get("Mcp-Name"),
-        session_id=req.headers.get("Mcp-Session-Id"),
-        duplicated=duplicated,
-        caller=g.get("caller"),
-    )
+def _routing_headers(headers: Mapping[str, str], caller: str | None) -> RoutingHeaders:
+    """The routing headers as plain data. A WSGI server joins a repeated header's values with commas,
+    and no routing value has one (revisions and method names never do; ``Mcp-Name`` is base64 when it
+    would), so a comma in the version or method header means the header was sent twice."""
+    version, method = headers.get("MCP-Protocol-Version"), headers.get("Mcp-Method")
+    duplicated = ("mcp-protocol-version" if version is not None and "," in version
+                  else "mcp-method" if method is not None and "," in method else None)
+    return RoutingHeaders(protocol_version=version, method=method, name=headers.get("Mcp-Name"),
+                          session_id=headers.get("Mcp-Session-Id"), duplicated=duplicated, caller=caller)
 
 
 def _status(reply: Reply) -> int:
@@ -78,55 +86,109 @@ def _status(reply: Reply) -> int:
     return 200
 
 
-@bp.before_request
-def _check_origin() -> Response | None:
-    refusal = rebinding_refusal()
-    return None if refusal is None else rpc_error(403, INVALID_REQUEST, refusal)
+def _host(environ: Mapping[str, Any]) -> str:
+    host = environ.get("HTTP_HOST")
+    if host:
+        return str(host)
+    return f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
 
 
-bp.before_request(authorize)
+class McpEndpoint:
+    """The WSGI application of ``/mcp``: POST answers one JSON-RPC message; GET and DELETE are 405."""
+
+    def __init__(self, runtime: Runtime, gate: Gate, access: AccessLog, http: HttpSeries, *,
+                 body_limit: int) -> None:
+        self.runtime = runtime
+        self.gate = gate
+        self.access = access
+        self.http = http
+        self.body_limit = body_limit
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        exchange = begin(environ.get("HTTP_X_REQUEST_ID"))
+        failed = False
+        try:
+            try:
+                status, headers, body = self._answer(environ, exchange)
+            except Exception:
+                log.exception("unhandled error", extra={"request_id": exchange.request_id})
+                failed = True
+                status, headers, body = _rpc_error(500, INTERNAL_ERROR, f"internal error (request id "
+                                                   f"{exchange.request_id}); the server log has the details")
+            headers.append(("Content-Length", str(len(body))))
+            headers.append(("X-Request-Id", exchange.request_id))
+            method = environ.get("REQUEST_METHOD", "")
+            seconds = self.access.record(exchange, method=method, path=PATH, status=status)
+            self.http.record(method, status, seconds, failed=failed)
+        finally:
+            finish(exchange)
+        start_response(_STATUS_LINES.get(status, str(status)), headers)
+        return [body]
+
+    def _answer(self, environ: dict[str, Any], exchange: Exchange) -> Answer:
+        headers = EnvironHeaders(environ)
+        refusal = rebinding_refusal(headers.get("Origin"), _host(environ), self.runtime.settings)
+        if refusal is not None:
+            return _rpc_error(403, INVALID_REQUEST, refusal)
+        verdict = self.gate.admit(headers)
+        if isinstance(verdict, Challenge):
+            note(outcome="unauthorized")
+            return _json(401, verdict.body, [("WWW-Authenticate", verdict.www_authenticate)])
+        exchange.identity, exchange.caller = verdict.identity, verdict.caller
+        if environ.get("REQUEST_METHOD") != "POST":
+            # No server-to-client stream and no session deletion: sessions are signed tokens, not state.
+            return _rpc_error(405, INVALID_REQUEST, "Method Not Allowed: this server answers POST /mcp only",
+                              [("Allow", "POST")])
+        if (environ.get("CONTENT_TYPE") or "").split(";")[0].strip().lower() != "application/json":
+            return _rpc_error(415, INVALID_REQUEST, "Content-Type must be application/json")
+        if not _accepts_json(headers.get("Accept")):
+            return _rpc_error(406, INVALID_REQUEST, "the Accept header must allow application/json")
+        data = self._body(environ)
+        if data is None:
+            return _rpc_error(413, INVALID_REQUEST, "the request body is larger than MAX_REQUEST_BYTES allows")
+        try:
+            message: Any = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            return _rpc_error(400, PARSE_ERROR, f"Parse error: the body is not valid JSON ({exc.msg})")
+        if too_deep(message):
+            return _rpc_error(400, INVALID_REQUEST, f"Invalid Request: the message nests arrays or objects more "
+                                                    f"than {MAX_JSON_DEPTH} levels deep")
+        return self._dispatch(message, headers, exchange)
+
+    def _body(self, environ: dict[str, Any]) -> bytes | None:
+        """The request body, or None when it is over MAX_REQUEST_BYTES (announced or, when chunked, read)."""
+        stream = environ["wsgi.input"]
+        length = environ.get("CONTENT_LENGTH")
+        if length:
+            size = int(length)  # the server has already refused a Content-Length that is not a number
+            if size > self.body_limit:
+                return None
+            return bytes(stream.read(size))
+        data = bytes(stream.read(self.body_limit + 1))
+        return None if len(data) > self.body_limit else data
+
+    def _dispatch(self, message: Any, headers: EnvironHeaders, exchange: Exchange) -> Answer:
+        with _trail(self.runtime, message, headers) as trail:
+            reply = self.runtime.dispatcher.dispatch(message, _routing_headers(headers, exchange.caller),
+                                                     caller=trail.caller, record=trail.record)
+            trail.replied(version=reply.version, body=reply.body, error_code=reply.error_code,
+                          tool_error=reply.outcome == "error")
+            note(mcp_method=reply.method, mcp_version=reply.version, mcp_era=reply.era, tool=reply.tool,
+                 outcome=reply.outcome, rpc_error=reply.error_code)
+            extra = [("Mcp-Session-Id", reply.session_id)] if reply.session_id else []
+            if reply.body is None:
+                answer: Answer = (_status(reply), extra, b"")
+            else:
+                answer = _json(_status(reply), reply.body, extra)
+            trail.sent(len(answer[2]))
+        return answer
 
 
-@bp.post("/mcp")
-def post_mcp() -> Response:
-    if request.mimetype != "application/json":
-        return rpc_error(415, INVALID_REQUEST, "Content-Type must be application/json")
-    if not _accepts_json(request):
-        return rpc_error(406, INVALID_REQUEST, "the Accept header must allow application/json")
-    try:
-        message: Any = orjson.loads(request.get_data(cache=False))
-    except orjson.JSONDecodeError as exc:
-        return rpc_error(400, PARSE_ERROR, f"Parse error: the body is not valid JSON ({exc.msg})")
-    if too_deep(message):
-        return rpc_error(400, INVALID_REQUEST, f"Invalid Request: the message nests arrays or objects more than "
-                                               f"{MAX_JSON_DEPTH} levels deep")
-    with _trail(message) as trail:
-        reply = runtime().dispatcher.dispatch(message, _routing_headers(request), caller=trail.caller,
-                                              record=trail.record)
-        trail.replied(version=reply.version, body=reply.body, error_code=reply.error_code,
-                      tool_error=reply.outcome == "error")
-        note(mcp_method=reply.method, mcp_version=reply.version, mcp_era=reply.era, tool=reply.tool,
-             outcome=reply.outcome, rpc_error=reply.error_code)
-        status = _status(reply)
-        headers = {"Mcp-Session-Id": reply.session_id} if reply.session_id else None
-        response = Response(status=status, headers=headers) if reply.body is None else json_response(
-            reply.body, status, headers)
-        trail.sent(response)
-    return response
-
-
-def _trail(message: Any) -> Trail:
+def _trail(runtime: Runtime, message: Any, headers: Mapping[str, str]) -> Trail:
     """The span and audit record of this message (only a request with a method gets either)."""
     if not isinstance(message, dict):
-        return Trail(runtime(), method=None, params=None)
+        return Trail(runtime, method=None, params=None, headers=headers)
     method, params = message.get("method"), message.get("params")
-    return Trail(runtime(), method=method if isinstance(method, str) else None,
-                 params=params if isinstance(params, dict) else None, request_id=message.get("id"),
-                 is_request="id" in message)
-
-
-@bp.route("/mcp", methods=["GET", "DELETE"])
-def other_methods() -> Response:
-    """No server-to-client stream and no session deletion: sessions are signed tokens, not server state."""
-    return rpc_error(405, INVALID_REQUEST, "Method Not Allowed: this server answers POST /mcp only",
-                     {"Allow": "POST"})
+    return Trail(runtime, method=method if isinstance(method, str) else None,
+                 params=params if isinstance(params, dict) else None, headers=headers,
+                 request_id=message.get("id"), is_request="id" in message)

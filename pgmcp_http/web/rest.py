@@ -16,14 +16,8 @@ from flask import Blueprint, Response, request
 from pgmcp_http.errors import NotFoundError
 from pgmcp_http.protocol import tool_entry, tool_result
 from pgmcp_http.web.auth import authorize
-from pgmcp_http.web.http import (
-    MAX_JSON_DEPTH,
-    json_response,
-    note,
-    rebinding_refusal,
-    runtime,
-    too_deep,
-)
+from pgmcp_http.web.exchange import note
+from pgmcp_http.web.http import MAX_JSON_DEPTH, json_response, rebinding_refusal, runtime, too_deep
 from pgmcp_http.web.trail import Trail
 
 __all__ = ["bp"]
@@ -37,7 +31,7 @@ def _client_error(status: int, message: str) -> Response:
 
 @bp.before_request
 def _check_origin() -> Response | None:
-    refusal = rebinding_refusal()
+    refusal = rebinding_refusal(request.headers.get("Origin"), request.host, runtime().settings)
     return None if refusal is None else _client_error(403, refusal)
 
 
@@ -65,7 +59,7 @@ def tools_call() -> Response:
     if not isinstance(arguments, dict):
         return _client_error(400, "\"arguments\" must be an object")
     note(mcp_method="tools/call", tool=body["name"], mcp_era="rest")
-    with Trail(runtime(), method="tools/call", params=body) as trail:
+    with Trail(runtime(), method="tools/call", params=body, headers=request.headers) as trail:
         try:
             outcome = runtime().toolbox.call(body["name"], arguments, caller=trail.caller, record=trail.record)
         except NotFoundError as exc:
@@ -75,5 +69,5 @@ def tools_call() -> Response:
             trail.replied(version=None, body=None, tool_error=outcome.is_error)
             note(outcome=outcome.outcome)
             response = json_response(tool_result(outcome, structured=True))
-        trail.sent(response)
+        trail.sent(response.calculate_content_length())
     return response

@@ -15,13 +15,11 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from flask import Response, g, request
-
 from pgmcp_http.callrecord import CallRecord
 from pgmcp_http.identity import Caller
 from pgmcp_http.observability.tracing import ServerSpan, incoming_trace_id
 from pgmcp_http.runtime import Runtime
-from pgmcp_http.web.identity import request_caller
+from pgmcp_http.web.exchange import current
 
 __all__ = ["AUDITED_METHODS", "Trail"]
 
@@ -32,12 +30,15 @@ class Trail:
     """The span and audit record of one request; use as a context manager around the dispatch."""
 
     def __init__(self, runtime: Runtime, *, method: str | None, params: Mapping[str, Any] | None,
-                 request_id: Any = None, is_request: bool = True) -> None:
+                 headers: Mapping[str, str], request_id: Any = None, is_request: bool = True) -> None:
         self.runtime = runtime
         self.method = method
         self.params = params or {}
+        self.headers = headers
         self.request_id = request_id
-        self.caller: Caller | None = request_caller()
+        exchange = current()
+        self.http_request_id = exchange.request_id if exchange is not None else None
+        self.caller: Caller | None = exchange.identity if exchange is not None else None
         self.record: CallRecord | None = None
         if method in AUDITED_METHODS and is_request:
             self.record = runtime.audit.open(method)
@@ -54,8 +55,8 @@ class Trail:
     def __enter__(self) -> Trail:
         if isinstance(self.method, str):
             self._span_cm = self.runtime.tracing.server_span(
-                method=self.method, request_id=self.request_id, params=self.params, headers=request.headers,
-                session_id=request.headers.get("Mcp-Session-Id"))
+                method=self.method, request_id=self.request_id, params=self.params, headers=self.headers,
+                session_id=self.headers.get("Mcp-Session-Id"))
             self.span = self._span_cm.__enter__()
         return self
 
@@ -68,9 +69,9 @@ class Trail:
             self.record.protocol_version = version
         self.span.finish(version=version, error_code=error_code, error_message=self._error, tool_error=tool_error)
 
-    def sent(self, response: Response) -> None:
-        """The response about to go out: its size is the record's ``bytes``."""
-        self._bytes = response.calculate_content_length()
+    def sent(self, size: int | None) -> None:
+        """The response about to go out: its size in bytes is the record's ``bytes``."""
+        self._bytes = size
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -80,10 +81,10 @@ class Trail:
         if self.record is None:
             return
         if exc is not None and self._error is None:
-            self._error = f"internal error (request id {g.get('request_id')}); the server log has the details"
+            self._error = f"internal error (request id {self.http_request_id}); the server log has the details"
         meta = self.params.get("_meta")
         self.runtime.audit.write(
-            self.record, request_id=g.get("request_id"),
-            trace_id=trace_id or incoming_trace_id(meta if isinstance(meta, Mapping) else None, request.headers),
+            self.record, request_id=self.http_request_id,
+            trace_id=trace_id or incoming_trace_id(meta if isinstance(meta, Mapping) else None, self.headers),
             caller=self.caller, bytes_sent=self._bytes, seconds=time.perf_counter() - self._started,
             rpc_error=self._error)

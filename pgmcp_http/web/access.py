@@ -1,0 +1,78 @@
+"""What every HTTP request leaves in the logs and metrics: one access line, the HTTP and MCP counters.
+
+Flask routes come here from an ``after_request`` hook; ``POST /mcp`` (a plain
+WSGI function, see :mod:`pgmcp_http.web.mcp`) calls it directly. The HTTP
+figures of ``POST /mcp`` go into the same series prometheus-flask-exporter
+keeps for the Flask routes (``flask_http_request_*``, route ``/mcp``), so a
+dashboard sees one set of metrics whichever path served a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from pgmcp_http.observability.logs import ACCESS_LOGGER
+from pgmcp_http.observability.metrics import Metrics
+from pgmcp_http.web.exchange import Exchange
+
+__all__ = ["AccessLog", "HttpSeries"]
+
+access_log = logging.getLogger(ACCESS_LOGGER)
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+
+
+class HttpSeries:
+    """prometheus-flask-exporter's request series, recorded from outside Flask.
+
+    The exporter keeps its metrics to itself, so they are looked up by name in
+    the registry it was given (once, at start-up); label children are kept per
+    (method, status) so a request costs two increments and one observation.
+    """
+
+    def __init__(self, registry: CollectorRegistry, route: str) -> None:
+        found = registry._names_to_collectors  # no public lookup by name
+        try:
+            self._duration = found["flask_http_request_duration_seconds"]
+            self._total = found["flask_http_request_total"]
+            self._exceptions = found["flask_http_request_exceptions_total"]
+        except KeyError as exc:
+            raise RuntimeError(f"prometheus-flask-exporter did not register {exc}; is it initialised first?") from None
+        self._route = route
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def record(self, method: str, status: int, seconds: float, *, failed: bool = False) -> None:
+        method = method if method in HTTP_METHODS else "other"
+        children = self._children.get((method, status))
+        if children is None:
+            children = (self._duration.labels(method=method, route=self._route, status=str(status)),
+                        self._total.labels(method=method, status=str(status)))
+            self._children[(method, status)] = children
+        children[0].observe(seconds)
+        children[1].inc()
+        if failed:
+            self._exceptions.labels(method=method, status="500").inc()
+
+
+class AccessLog:
+    """Writes the access line of a request and counts it (MCP methods by revision and result)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def record(self, exchange: Exchange, *, method: str, path: str, status: int) -> float:
+        """Log and count the request ``exchange`` answered with ``status``; returns its duration in seconds."""
+        seconds = time.perf_counter() - exchange.started
+        noted = exchange.log_fields
+        if access_log.isEnabledFor(logging.INFO):
+            fields = {"request_id": exchange.request_id, "method": method, "path": path, "status": status,
+                      "duration_ms": round(seconds * 1000, 2), "worker_pid": os.getpid(), **noted}
+            access_log.info("request", extra=fields)
+        self.metrics.rpc_request(method=noted.get("mcp_method"), version=noted.get("mcp_version"),
+                                 era=noted.get("mcp_era"), failed=noted.get("rpc_error") is not None or status >= 400)
+        return seconds
