@@ -46,7 +46,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Flask:
     jwts = JwtCallers(settings.jwt, runtime.roles) if settings.jwt is not None else None
     gate = app.extensions[auth.GATE_KEY] = auth.Gate(tokens, Identities(tokens.callers, runtime.roles), jwts,
                                                      settings.auth_header)
-    access = app.extensions[ACCESS_KEY] = AccessLog(runtime.metrics)
+    access = app.extensions[ACCESS_KEY] = AccessLog(runtime.metrics, secrets_of(settings))
     app.register_blueprint(rest.bp)
     app.register_blueprint(probes.bp)
     app.register_blueprint(metrics.bp)

@@ -1,8 +1,8 @@
 """The audit trail: one JSON line per ``tools/call`` and ``resources/read``, whatever its outcome.
 
-Written on a logger of its own (``pgmcp.audit``, not propagated to the
-application log) to ``AUDIT_LOG``: ``stdout`` (the default: container
-platforms collect it), a file path, or ``off``. Each record is one
+Written to ``AUDIT_LOG`` (``stdout``, the default: container platforms
+collect it; a file path; or ``off``), apart from the application log, by a
+:class:`~pgmcp_http.observability.lines.LineWriter`: each record is one
 ``write(2)`` of one line on a descriptor opened for appending, so lines from
 every thread and every worker stay whole in one file.
 
@@ -18,23 +18,17 @@ of bound values, and configured secrets are redacted from the finished line.
 from __future__ import annotations
 
 import functools
-import logging
-import os
-import threading
-import time
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from pglast import parser
 
 from pgmcp_http.callrecord import CallRecord
 from pgmcp_http.identity import Caller
-from pgmcp_http.observability.logs import redact
+from pgmcp_http.observability.lines import LineWriter, iso_now, json_line
 
-__all__ = ["AUDIT_LOGGER", "OUTCOMES", "AuditTrail", "audit_outcome", "fingerprint"]
+__all__ = ["OUTCOMES", "AuditTrail", "audit_outcome", "fingerprint"]
 
-AUDIT_LOGGER = "pgmcp.audit"
 OUTCOMES = ("ok", "refused", "error", "timeout", "cancelled")
 MAX_SQL_CHARS = 10_000
 
@@ -58,49 +52,13 @@ def fingerprint(sql: str) -> str | None:
         return None
 
 
-class _LineHandler(logging.Handler):
-    """Writes each record's message, a finished JSON line, with one ``os.write`` (appends stay whole)."""
-
-    def __init__(self, target: str) -> None:
-        super().__init__()
-        self.target = target
-        self._fd: int | None = None
-        self._pid = 0
-        self._open_lock = threading.Lock()
-
-    def _descriptor(self) -> int:
-        if self.target == "stdout":
-            return 1
-        pid = os.getpid()
-        if self._fd is None or self._pid != pid:  # opened per process, after fork
-            with self._open_lock:
-                if self._fd is None or self._pid != pid:
-                    self._fd = os.open(self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-                    self._pid = pid
-        return self._fd
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            os.write(self._descriptor(), record.getMessage().encode("utf-8") + b"\n")
-        except OSError:
-            self.handleError(record)
-
-
 class AuditTrail:
     """Builds and writes audit records; with ``AUDIT_LOG=off`` it opens no record at all."""
 
     def __init__(self, *, target: str, sql: str, secrets: Iterable[str] = ()) -> None:
         self.enabled = target != "off"
         self.sql_mode = sql
-        self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
-        self.log = logging.getLogger(AUDIT_LOGGER)
-        self.log.propagate = False
-        self.log.setLevel(logging.INFO)
-        if self.enabled:
-            for existing in list(self.log.handlers):
-                if isinstance(existing, _LineHandler):
-                    self.log.removeHandler(existing)
-            self.log.addHandler(_LineHandler(target))
+        self.lines = LineWriter(target, secrets) if self.enabled else None
 
     def open(self, method: str) -> CallRecord | None:
         """A record for an audited call of ``method``, or None when auditing is off."""
@@ -109,9 +67,10 @@ class AuditTrail:
     def write(self, record: CallRecord, *, request_id: str | None, trace_id: str | None, caller: Caller | None,
               bytes_sent: int | None, seconds: float, rpc_error: str | None) -> None:
         """Write ``record`` as one line; ``rpc_error`` is the JSON-RPC error message when the reply was one."""
-        now = time.time()
+        if self.lines is None:
+            return
         entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+            "time": iso_now(),
             "request_id": request_id,
             "trace_id": trace_id,
             "subject": caller.subject if caller is not None else None,
@@ -137,5 +96,4 @@ class AuditTrail:
             entry["sql_fingerprint"] = fingerprint(record.sql)
             if self.sql_mode == "text":
                 entry["sql"] = record.sql[:MAX_SQL_CHARS]
-        line = orjson.dumps(entry).decode("utf-8")
-        self.log.info(redact(line, self.secrets) if self.secrets else line)
+        self.lines.write(json_line(entry))

@@ -20,9 +20,6 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
 from pgmcp_http.callrecord import CallRecord, json_type, scrub
 from pgmcp_http.db import (
     ConnectionLost,
@@ -40,6 +37,7 @@ from pgmcp_http.errors import NotFoundError
 from pgmcp_http.identity import Caller
 from pgmcp_http.sqlguard import Refusal
 from pgmcp_http.tools.spec import ToolContext, ToolError, ToolSpec
+from pgmcp_http.tools.validation import ArgumentValidator
 
 __all__ = ["CallObserver", "DatabaseTracer", "ToolOutcome", "Toolbox", "UnknownTool", "statement_of"]
 
@@ -119,7 +117,7 @@ class Toolbox:
     def __init__(self, specs: list[ToolSpec], *, database: Callable[[], Database], context: ToolContext,
                  observers: Sequence[CallObserver] = (), tracer: DatabaseTracer | None = None) -> None:
         self._specs = {spec.name: spec for spec in specs}
-        self._validators = {spec.name: Draft202012Validator(spec.input_schema) for spec in specs}
+        self._validators = {spec.name: ArgumentValidator(spec.input_schema) for spec in specs}
         self._database = database
         self.context = context
         self._observers = tuple(observers)
@@ -137,13 +135,7 @@ class Toolbox:
 
     def validate(self, name: str, arguments: dict[str, Any]) -> str | None:
         """The first problem with ``arguments`` against the tool's input schema, or None."""
-        error = best_match(self._validators[name].iter_errors(arguments))
-        if error is None:
-            return None
-        where = ".".join(str(part) for part in error.path)
-        if error.validator == "required" or not where:
-            return f"invalid arguments: {error.message}"
-        return f"invalid argument `{where}`: {error.message}"
+        return self._validators[name].problem(arguments)
 
     def call(self, name: str, arguments: dict[str, Any], *, tag: str | None = None, caller: Caller | None = None,
              record: CallRecord | None = None) -> ToolOutcome:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from pgmcp_http.observability.lines import LineWriter, iso_now, json_line
 from pgmcp_http.observability.logs import ACCESS_LOGGER
 from pgmcp_http.observability.metrics import Metrics
 from pgmcp_http.web.exchange import Exchange
@@ -60,19 +62,27 @@ class HttpSeries:
 
 
 class AccessLog:
-    """Writes the access line of a request and counts it (MCP methods by revision and result)."""
+    """Writes the access line of a request and counts it (MCP methods by revision and result).
 
-    def __init__(self, metrics: Metrics) -> None:
+    The line has the shape of every other log line (time, level, logger,
+    message, then the request's fields) and goes to stderr with them, at INFO
+    on the ``pgmcp.access`` logger; it is built here and written with one
+    ``write(2)`` (see :mod:`~pgmcp_http.observability.lines`), secrets redacted.
+    """
+
+    def __init__(self, metrics: Metrics, secrets: Iterable[str] = ()) -> None:
         self.metrics = metrics
+        self.lines = LineWriter("stderr", secrets)
 
     def record(self, exchange: Exchange, *, method: str, path: str, status: int) -> float:
         """Log and count the request ``exchange`` answered with ``status``; returns its duration in seconds."""
         seconds = time.perf_counter() - exchange.started
         noted = exchange.log_fields
         if access_log.isEnabledFor(logging.INFO):
-            fields = {"request_id": exchange.request_id, "method": method, "path": path, "status": status,
-                      "duration_ms": round(seconds * 1000, 2), "worker_pid": os.getpid(), **noted}
-            access_log.info("request", extra=fields)
+            self.lines.write(json_line({
+                "time": iso_now(), "level": "INFO", "logger": ACCESS_LOGGER, "message": "request",
+                "request_id": exchange.request_id, "method": method, "path": path, "status": status,
+                "duration_ms": round(seconds * 1000, 2), "worker_pid": os.getpid(), **noted}))
         self.metrics.rpc_request(method=noted.get("mcp_method"), version=noted.get("mcp_version"),
                                  era=noted.get("mcp_era"), failed=noted.get("rpc_error") is not None or status >= 400)
         return seconds

@@ -14,12 +14,11 @@ and only here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any
 
 import orjson
-from werkzeug.datastructures import EnvironHeaders
 
 from pgmcp_http.protocol import Reply, RoutingHeaders
 from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR
@@ -30,7 +29,7 @@ from pgmcp_http.web.exchange import Exchange, begin, finish, note
 from pgmcp_http.web.http import MAX_JSON_DEPTH, rebinding_refusal, too_deep
 from pgmcp_http.web.trail import Trail
 
-__all__ = ["PATH", "McpEndpoint", "rpc_error_body"]
+__all__ = ["PATH", "McpEndpoint", "WsgiHeaders", "rpc_error_body"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +42,37 @@ _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in H
 Headers = list[tuple[str, str]]
 Answer = tuple[int, Headers, bytes]
 StartResponse = Callable[..., Any]
+
+
+class WsgiHeaders(Mapping[str, str]):
+    """A request's headers read straight from the WSGI environ, names in any case (a lookup is one
+    dict access: werkzeug's EnvironHeaders scans the environ for several of them)."""
+
+    __slots__ = ("environ",)
+
+    def __init__(self, environ: Mapping[str, Any]) -> None:
+        self.environ = environ
+
+    @staticmethod
+    def _key(name: str) -> str:
+        key = name.upper().replace("-", "_")
+        return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+    def __getitem__(self, name: str) -> str:
+        return str(self.environ[self._key(name)])
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return self.environ.get(self._key(name), default)
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self.environ:
+            if key.startswith("HTTP_"):
+                yield key[5:].replace("_", "-").title()
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                yield key.replace("_", "-").title()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def rpc_error_body(code: int, message: str) -> dict[str, Any]:
@@ -126,7 +156,7 @@ class McpEndpoint:
         return [body]
 
     def _answer(self, environ: dict[str, Any], exchange: Exchange) -> Answer:
-        headers = EnvironHeaders(environ)
+        headers = WsgiHeaders(environ)
         refusal = rebinding_refusal(headers.get("Origin"), _host(environ), self.runtime.settings)
         if refusal is not None:
             return _rpc_error(403, INVALID_REQUEST, refusal)
@@ -167,7 +197,7 @@ class McpEndpoint:
         data = bytes(stream.read(self.body_limit + 1))
         return None if len(data) > self.body_limit else data
 
-    def _dispatch(self, message: Any, headers: EnvironHeaders, exchange: Exchange) -> Answer:
+    def _dispatch(self, message: Any, headers: WsgiHeaders, exchange: Exchange) -> Answer:
         with _trail(self.runtime, message, headers) as trail:
             reply = self.runtime.dispatcher.dispatch(message, _routing_headers(headers, exchange.caller),
                                                      caller=trail.caller, record=trail.record)

@@ -1,0 +1,71 @@
+"""Whole JSON lines written with one ``write(2)`` each: the access log and the audit trail.
+
+These two write a line per request, so they skip the ``logging`` machinery
+(a LogRecord, the caller's frame, filters, a formatter and a handler lock
+cost more than building the line itself). A single ``write`` on a descriptor
+opened for appending keeps lines from every thread and every worker whole in
+one file or pipe; a line is built first, secrets removed, then written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from pgmcp_http.observability.logs import REDACTED
+
+__all__ = ["LineWriter", "iso_now", "json_line"]
+
+log = logging.getLogger(__name__)
+
+_STREAMS = {"stdout": 1, "stderr": 2}
+
+
+class LineWriter:
+    """Appends lines to ``stdout``, ``stderr`` or a file (opened per process, after fork)."""
+
+    def __init__(self, target: str, secrets: Iterable[str] = ()) -> None:
+        self.target = target
+        self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
+        self._fd: int | None = _STREAMS.get(target)
+        self._pid = 0
+        self._open_lock = threading.Lock()
+
+    def _descriptor(self) -> int:
+        if self.target in _STREAMS:
+            return _STREAMS[self.target]
+        pid = os.getpid()
+        if self._fd is None or self._pid != pid:
+            with self._open_lock:
+                if self._fd is None or self._pid != pid:
+                    self._fd = os.open(self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+                    self._pid = pid
+        return self._fd
+
+    def write(self, line: str) -> None:
+        """Write ``line`` (without its newline) with every configured secret replaced by [REDACTED]."""
+        for secret in self.secrets:
+            if secret in line:
+                line = line.replace(secret, REDACTED)
+        data = line.encode("utf-8", "backslashreplace") + b"\n"
+        try:
+            os.write(self._descriptor(), data)
+        except OSError as exc:  # never fail the request for it, but say so (as logging's handlers do)
+            log.error("could not write a log line to %s: %s", self.target, exc)
+
+
+def iso_now() -> str:
+    """The time now as the JSON logs write it: ``2026-11-25T18:59:34.873Z``."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
+def json_line(fields: Mapping[str, Any]) -> str:
+    """``fields`` as one line of JSON (values orjson cannot encode are written as strings)."""
+    return orjson.dumps(fields, default=str).decode("utf-8")
