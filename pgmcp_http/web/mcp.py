@@ -74,6 +74,9 @@ class WsgiHeaders(Mapping[str, str]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
+    def __bool__(self) -> bool:
+        return True  # (a request always has headers; spares the scan __len__ would make)
+
 
 def rpc_error_body(code: int, message: str) -> dict[str, Any]:
     """A JSON-RPC error with id null: for failures before a message is read."""
