@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt requirements-checkov.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint devdb devdb-down clean bench bench-workers bench-peers soak
+.PHONY: run test lint devdb devdb-down clean bench bench-workers bench-peers bench-profile soak
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	@scripts/ensure-postgres.sh
@@ -40,6 +40,11 @@ bench: $(STAMP)
 bench-workers: $(STAMP)
 	@scripts/ensure-debian-package.sh wrk wrk
 	$(PY) bench/workers.py
+
+bench-profile: $(STAMP)
+	@scripts/ensure-debian-package.sh wrk wrk
+	@test -x $(VENV)/bin/py-spy || $(PY) -m pip install --quiet --disable-pip-version-check py-spy==0.4.3
+	$(PY) bench/hotpath.py
 
 bench-peers: $(STAMP)
 	@scripts/ensure-debian-package.sh wrk wrk

@@ -68,6 +68,8 @@ class Metrics:
         self._pool_lock = threading.Lock()
         self._pool_counts: dict[str, int] = {"connect_errors": 0, "discarded": 0}
         self._pool_gauges: dict[tuple[int, int], int] = {}  # (pid, gauge) -> the value this process last wrote
+        self._tool_series: dict[tuple[str, str], tuple[Any, Any, Any]] = {}  # label children, kept (bounded)
+        self._rpc_series: dict[tuple[str, str, str, str], Any] = {}
         self._cpu_lock = threading.Lock()
         self._cpu_seen = (0, 0.0)  # (pid, CPU seconds already counted): a forked worker starts again at 0
         r = self.registry
@@ -142,11 +144,16 @@ class Metrics:
     def tool_called(self, name: str, arguments: Mapping[str, Any], outcome: str, seconds: float) -> None:
         """One finished tool call (the Toolbox's observer)."""
         tool = name if name in self._tools else OTHER
-        self.queries.labels(status="success" if outcome == "ok" else "error").inc()
+        series = self._tool_series.get((tool, outcome))
+        if series is None:  # label lookups cost more than the increments: done once per (tool, outcome)
+            series = (self.queries.labels(status="success" if outcome == "ok" else "error"),
+                      self.tool_calls.labels(tool=tool, outcome=outcome), self.slow_calls.labels(tool=tool))
+            self._tool_series[(tool, outcome)] = series
+        series[0].inc()
         self.query_duration.observe(seconds)
-        self.tool_calls.labels(tool=tool, outcome=outcome).inc()
+        series[1].inc()
         if self._slow_s is not None and seconds >= self._slow_s:
-            self.slow_calls.labels(tool=tool).inc()
+            series[2].inc()
         if outcome == "ok":
             self.database_connected.set(1)
         elif outcome == "unavailable":
@@ -156,12 +163,14 @@ class Metrics:
         """One MCP message (or federation REST call) as the access log saw it."""
         if method is None:
             return
-        self.rpc_requests.labels(
-            method=method if method in self._methods else OTHER,
-            protocol_version=version if version in self._versions else ("none" if version is None else OTHER),
-            era=era if era in ("handshake", "modern", "rest") else OTHER,
-            result="error" if failed else "ok",
-        ).inc()
+        labels = (method if method in self._methods else OTHER,
+                  version if version in self._versions else ("none" if version is None else OTHER),
+                  era if era in ("handshake", "modern", "rest") else OTHER,
+                  "error" if failed else "ok")
+        series = self._rpc_series.get(labels)
+        if series is None:
+            series = self._rpc_series[labels] = self.rpc_requests.labels(*labels)
+        series.inc()
 
     def database_probed(self, ok: bool) -> None:
         self.database_connected.set(1 if ok else 0)

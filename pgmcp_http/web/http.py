@@ -58,8 +58,14 @@ MAX_JSON_DEPTH = 64
 costs every later step (validation, logging) recursion."""
 
 
-def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether ``value`` nests arrays/objects more than ``limit`` levels deep (checked without recursion)."""
+def too_deep(value: Any, limit: int = MAX_JSON_DEPTH, raw: bytes | None = None) -> bool:
+    """Whether ``value`` nests arrays/objects more than ``limit`` levels deep (checked without recursion).
+
+    ``raw``, the JSON text ``value`` was read from, settles it at once when it opens no more than
+    ``limit`` arrays and objects in all (brackets inside strings only make that count higher).
+    """
+    if raw is not None and raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         current, depth = stack.pop()

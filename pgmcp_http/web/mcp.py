@@ -183,7 +183,7 @@ class McpEndpoint:
             message: Any = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             return _rpc_error(400, PARSE_ERROR, f"Parse error: the body is not valid JSON ({exc.msg})")
-        if too_deep(message):
+        if too_deep(message, raw=data):
             return _rpc_error(400, INVALID_REQUEST, f"Invalid Request: the message nests arrays or objects more "
                                                     f"than {MAX_JSON_DEPTH} levels deep")
         return self._dispatch(message, headers, exchange)
