@@ -20,31 +20,54 @@
    503 and ``Retry-After`` instead of joining a queue that grows without
    bound while callers time out.
 
+Two shortcuts keep the common case cheap (a third of the server's CPU per
+call went to gunicorn's general machinery before them):
+
+3. **The fast lane.** A gathered request that is a plain ``POST /mcp`` (see
+   :mod:`pgmcp_http.web.fastlane` for exactly what qualifies) is answered on
+   the same thread from the bytes already read, with the environ gunicorn
+   would build, and written back in one ``send``; anything else goes to
+   gunicorn's parser as before.
+4. **Keep-alive linger.** A thread that just answered serves the same
+   client's next request itself when it arrives within KEEPALIVE_LINGER_MS
+   and nothing else waits for a thread.
+
 (With gunicorn's own TLS, which this server does not use, the first guard
-steps aside: the bytes on the socket are TLS records, not HTTP.)
+and the fast lane step aside: the bytes on the socket are TLS records, not HTTP.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import re
 import select
 import selectors
 import socket
 import threading
 import time
+from email.utils import formatdate
 from functools import partial
 from typing import Any
 
 import orjson
+from gunicorn import SERVER
+from gunicorn.config import PostRequest, PreRequest
+from gunicorn.http import wsgi
+from gunicorn.http.message import _ip_in_allow_list
 from gunicorn.workers.gthread import _DEFER, ThreadWorker
+
+from pgmcp_http.web import fastlane
 
 __all__ = ["GuardedThreadWorker", "RequestBuffer"]
 
 log = logging.getLogger(__name__)
 
 BUSY_CODE = -32000
+_DEFAULT_PRE_REQUEST = PreRequest.default
+_DEFAULT_POST_REQUEST = PostRequest.default
 _CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:[ \t]*(\d+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _CHUNKED = re.compile(rb"^transfer-encoding[ \t]*:.*chunked", re.IGNORECASE | re.MULTILINE)
 _MAX_HEADER_BYTES = 64 * 1024
@@ -102,6 +125,72 @@ def _chunks_complete(data: bytearray, position: int) -> bool:
             return False
 
 
+class FastLane:
+    """Serves the requests :func:`fastlane.read` accepts on the worker thread that gathered them."""
+
+    def __init__(self, worker: ThreadWorker) -> None:
+        self.limits = fastlane.Limits(line=worker.cfg.limit_request_line, fields=worker.cfg.limit_request_fields,
+                                      field_size=worker.cfg.limit_request_field_size,
+                                      scheme_headers=frozenset(name.upper()
+                                                               for name in worker.cfg.secure_scheme_headers))
+        self._allowed = (worker.cfg.forwarded_allow_ips, worker.cfg.forwarded_allow_networks())
+        self._date_second, self._date_text = -1, ""
+        base = wsgi.base_environ(worker.cfg)
+        base["wsgi.multithread"] = True
+        self.base_environ = base
+
+    @classmethod
+    def for_worker(cls, worker: ThreadWorker) -> FastLane | None:
+        """None where gunicorn's environ would differ from the lane's (a SCRIPT_NAME prefix, a Unix
+        socket, the PROXY protocol, request hooks) or where it applies no HTTP/1.1 (TLS, HTTP/2)."""
+        cfg = worker.cfg
+        if (os.environ.get("SCRIPT_NAME") or cfg.is_ssl or cfg.proxy_protocol != "off"
+                or cfg.pre_request is not _DEFAULT_PRE_REQUEST or cfg.post_request is not _DEFAULT_POST_REQUEST
+                or "h2" in (cfg.http_protocols or ())):
+            return None
+        return cls(worker)
+
+    def _date(self) -> str:
+        """The Date header, formatted once per second."""
+        second = int(time.time())
+        if second != self._date_second:
+            self._date_text, self._date_second = formatdate(second, usegmt=True), second
+        return self._date_text
+
+    def _trusted(self, address: str) -> bool:
+        """Whether gunicorn takes scheme headers from this client (forwarded_allow_ips)."""
+        return bool(_ip_in_allow_list(address, *self._allowed))
+
+    def read(self, conn: Any, data: bytearray) -> fastlane.SimpleRequest | None:
+        """The gathered request, when it takes the lane (None: gunicorn's parser reads it)."""
+        if not isinstance(conn.server, tuple) or not isinstance(conn.client, tuple):
+            return None  # a Unix socket: gunicorn derives SERVER_NAME from Host then
+        return fastlane.read(data, self.limits, trusted_peer=self._trusted(conn.client[0]))
+
+    def serve(self, worker: Any, conn: Any, simple: fastlane.SimpleRequest) -> bool:
+        """Answer ``simple`` as gthread's handle_request would; True to keep the connection."""
+        worker.nr += 1
+        if worker.nr >= worker.max_requests and worker.alive:
+            worker.log.info("Autorestarting worker after current request.")
+            worker.alive = False
+        keep_alive = (worker.alive and bool(worker.cfg.keepalive) and not simple.close
+                      and len(worker.keepalived_conns) < worker.max_keepalived)
+        environ = fastlane.environ_for(simple, self.base_environ, conn.sock, conn.client, conn.server)
+        try:
+            data, keep_alive = fastlane.answer(worker.wsgi, environ, keep_alive=keep_alive,
+                                               server_software=SERVER, date=self._date())
+            conn.sock.sendall(data)
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                worker.log.exception("Socket error processing request.")
+            return False
+        except Exception:
+            worker.log.exception("Error handling request")
+            _drop(conn)
+            return False
+        return keep_alive
+
+
 class GuardedThreadWorker(ThreadWorker):
     """gthread whose threads never wait on a slow client, with a bounded wait for a thread."""
 
@@ -114,6 +203,7 @@ class GuardedThreadWorker(ThreadWorker):
         self._waiting = 0
         self._waiting_lock = threading.Lock()
         self._last_busy_log = 0.0
+        self._fast_lane = FastLane.for_worker(self)
         super().init_process()
 
     def enqueue_req(self, conn: Any) -> None:
@@ -144,9 +234,23 @@ class GuardedThreadWorker(ThreadWorker):
             state = self._gather(conn)
             if state is not True:
                 return state
-            keepalive = super().handle(conn)
+            simple = self._take_request(conn)
+            keepalive = super().handle(conn) if simple is None else self._serve_simple(conn, simple)
             if keepalive is not True or not self._next_request_soon(conn):
                 return keepalive
+
+    def _take_request(self, conn: Any) -> fastlane.SimpleRequest | None:
+        """The gathered request for the fast lane, or None after handing its bytes to gunicorn's parser."""
+        data: bytearray = conn.pgmcp_whole
+        conn.pgmcp_whole = None
+        simple = self._fast_lane.read(conn, data) if self._fast_lane is not None else None
+        if simple is None:
+            conn.parser.unreader.unread(bytes(data))
+        return simple
+
+    def _serve_simple(self, conn: Any, simple: fastlane.SimpleRequest) -> bool:
+        assert self._fast_lane is not None
+        return self._fast_lane.serve(self, conn, simple)
 
     def _next_request_soon(self, conn: Any) -> bool:
         """Whether this thread should serve the connection's next request itself: nothing else waits for
@@ -188,7 +292,7 @@ class GuardedThreadWorker(ThreadWorker):
             conn.pgmcp_request = None
             conn.sock.setblocking(True)
             conn.init()
-            conn.parser.unreader.unread(bytes(buffer.data))
+            conn.pgmcp_whole = buffer.data  # the fast lane reads it; otherwise gunicorn's parser does
             conn.data_ready = True
             return True
         if time.monotonic() - buffer.started > self._read_timeout_s:
