@@ -17,7 +17,7 @@ import psycopg2
 import psycopg2.extensions as ext
 from mcp_types import methods as wire
 
-from pgmcp_http import SERVICE_NAME, __version__
+from pgmcp_http import SERVICE_NAME, __version__, process
 from pgmcp_http.catalog import Visibility, role_warnings
 from pgmcp_http.catalog.definers import DefinerCache
 from pgmcp_http.completions import Completions
@@ -155,7 +155,7 @@ class Runtime:
 
     def database(self) -> Database:
         """This process's database handle, created on first use after fork."""
-        pid = os.getpid()
+        pid = process.pid()
         if self._database is None or self._database_pid != pid:
             with self._lock:
                 if self._database is None or self._database_pid != pid:
@@ -233,7 +233,7 @@ class Runtime:
 
     def close(self) -> None:
         """Close this process's pool and flush its spans (worker exit)."""
-        if self._database is not None and self._database_pid == os.getpid():
+        if self._database is not None and self._database_pid == process.pid():
             self._database.close()
         self.tracing.shutdown()
 

@@ -25,7 +25,7 @@ from pglast import parser
 
 from pgmcp_http.callrecord import CallRecord
 from pgmcp_http.identity import Caller
-from pgmcp_http.observability.lines import LineWriter, iso_now, json_line
+from pgmcp_http.observability.lines import LineWriter, json_line
 
 __all__ = ["OUTCOMES", "AuditTrail", "audit_outcome", "fingerprint"]
 
@@ -70,7 +70,7 @@ class AuditTrail:
         if self.lines is None:
             return
         entry: dict[str, Any] = {
-            "time": iso_now(),
+            "time": self.lines.clock.now(),
             "request_id": request_id,
             "trace_id": trace_id,
             "subject": caller.subject if caller is not None else None,

@@ -18,9 +18,10 @@ from typing import Any
 
 import orjson
 
+from pgmcp_http import process
 from pgmcp_http.observability.logs import REDACTED
 
-__all__ = ["LineWriter", "iso_now", "json_line"]
+__all__ = ["IsoClock", "LineWriter", "json_line"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class LineWriter:
     def __init__(self, target: str, secrets: Iterable[str] = ()) -> None:
         self.target = target
         self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
+        self.clock = IsoClock()
         self._fd: int | None = _STREAMS.get(target)
         self._pid = 0
         self._open_lock = threading.Lock()
@@ -40,7 +42,7 @@ class LineWriter:
     def _descriptor(self) -> int:
         if self.target in _STREAMS:
             return _STREAMS[self.target]
-        pid = os.getpid()
+        pid = process.pid()
         if self._fd is None or self._pid != pid:
             with self._open_lock:
                 if self._fd is None or self._pid != pid:
@@ -60,10 +62,21 @@ class LineWriter:
             log.error("could not write a log line to %s: %s", self.target, exc)
 
 
-def iso_now() -> str:
-    """The time now as the JSON logs write it: ``2026-11-25T18:59:34.873Z``."""
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+class IsoClock:
+    """The time as the JSON logs write it, ``2026-11-25T18:59:34.873Z``, with the part up to the second
+    formatted once per second (kept as one (second, text) pair, replaced whole, so threads never see
+    one half updated)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[int, str] = (-1, "")
+
+    def now(self) -> str:
+        now = time.time()
+        second = int(now)
+        last = self._last
+        if last[0] != second:
+            last = self._last = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return f"{last[1]}.{int((now - second) * 1000):03d}Z"
 
 
 def json_line(fields: Mapping[str, Any]) -> str:

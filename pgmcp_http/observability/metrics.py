@@ -26,14 +26,15 @@ create series by sending made-up method names or revisions.
 
 from __future__ import annotations
 
-import os
 import threading
+import time
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import choose_encoder
 
+from pgmcp_http import process
 from pgmcp_http.db import Pool
 from pgmcp_http.observability.container import ContainerFigures, LiveMultiProcessCollector, container_figures
 
@@ -60,6 +61,10 @@ class Metrics:
                 "add up; start the server with gunicorn.conf.py (it sets the directory first)"
             )
         self.multiprocess_dir = multiprocess_dir
+        if multiprocess_dir is not None:
+            # Each value checks on every write whether the process forked; let it read the remembered
+            # pid instead of calling getpid() (a dozen writes per tool call).
+            values.ValueClass = values.MultiProcessValue(process_identifier=process.pid)
         self.registry = CollectorRegistry(auto_describe=True)
         self._methods = frozenset(methods)
         self._versions = frozenset(versions)
@@ -70,6 +75,7 @@ class Metrics:
         self._pool_gauges: dict[tuple[int, int], int] = {}  # (pid, gauge) -> the value this process last wrote
         self._tool_series: dict[tuple[str, str], tuple[Any, Any, Any]] = {}  # label children, kept (bounded)
         self._rpc_series: dict[tuple[str, str, str, str], Any] = {}
+        self._connected_written = (-1, 0.0)  # the last database_connected value this process wrote, and when
         self._cpu_lock = threading.Lock()
         self._cpu_seen = (0, 0.0)  # (pid, CPU seconds already counted): a forked worker starts again at 0
         r = self.registry
@@ -155,9 +161,19 @@ class Metrics:
         if self._slow_s is not None and seconds >= self._slow_s:
             series[2].inc()
         if outcome == "ok":
-            self.database_connected.set(1)
+            self._connected(1)
         elif outcome == "unavailable":
-            self.database_connected.set(0)
+            self._connected(0)
+
+    def _connected(self, value: int) -> None:
+        """Record a tool call's verdict on PostgreSQL: at once when it changes, else at most once a second
+        (``livemostrecent`` keeps the latest write of any process, so a process that agrees with itself
+        must still write now and then or an older verdict of another process would stand)."""
+        now = time.monotonic()
+        last_value, last_at = self._connected_written
+        if value != last_value or now - last_at >= 1.0:
+            self.database_connected.set(value)
+            self._connected_written = (value, now)
 
     def rpc_request(self, *, method: str | None, version: str | None, era: str | None, failed: bool) -> None:
         """One MCP message (or federation REST call) as the access log saw it."""
@@ -174,6 +190,7 @@ class Metrics:
 
     def database_probed(self, ok: bool) -> None:
         self.database_connected.set(1 if ok else 0)
+        self._connected_written = (1 if ok else 0, time.monotonic())
 
     def pool_changed(self, pool: Pool) -> None:
         """Publish the pool's figures (the Pool's observer); serialized so the latest state wins.
@@ -183,7 +200,7 @@ class Metrics:
         with self._pool_lock:
             stats = pool.stats()
             closed = pool.closed
-            pid = os.getpid()  # a forked worker writes its own file: it starts with nothing written
+            pid = process.pid()  # a forked worker writes its own file: it starts with nothing written
             for gauge, value in ((self.connections_active, 0 if closed else stats.in_use),
                                  (self.connections_idle, 0 if closed else stats.idle),
                                  (self.connections_max, 0 if closed else stats.size),
@@ -208,7 +225,7 @@ class Metrics:
         for kind in MEMORY_TYPES:
             if kind in usage:
                 self.memory.labels(type=kind).set(usage[kind])
-        pid = os.getpid()
+        pid = process.pid()
         with self._cpu_lock:
             seen_pid, seen = self._cpu_seen
             counted = seen if seen_pid == pid else 0.0

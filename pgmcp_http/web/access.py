@@ -10,14 +10,14 @@ dashboard sees one set of metrics whichever path served a request.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from pgmcp_http.observability.lines import LineWriter, iso_now, json_line
+from pgmcp_http import process
+from pgmcp_http.observability.lines import LineWriter, json_line
 from pgmcp_http.observability.logs import ACCESS_LOGGER
 from pgmcp_http.observability.metrics import Metrics
 from pgmcp_http.web.exchange import Exchange
@@ -80,9 +80,9 @@ class AccessLog:
         noted = exchange.log_fields
         if access_log.isEnabledFor(logging.INFO):
             self.lines.write(json_line({
-                "time": iso_now(), "level": "INFO", "logger": ACCESS_LOGGER, "message": "request",
+                "time": self.lines.clock.now(), "level": "INFO", "logger": ACCESS_LOGGER, "message": "request",
                 "request_id": exchange.request_id, "method": method, "path": path, "status": status,
-                "duration_ms": round(seconds * 1000, 2), "worker_pid": os.getpid(), **noted}))
+                "duration_ms": round(seconds * 1000, 2), "worker_pid": process.pid(), **noted}))
         self.metrics.rpc_request(method=noted.get("mcp_method"), version=noted.get("mcp_version"),
                                  era=noted.get("mcp_era"), failed=noted.get("rpc_error") is not None or status >= 400)
         return seconds

@@ -18,7 +18,6 @@ keep-alive connection or just wait for the answer).
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -26,6 +25,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from pgmcp_http import process
 
 __all__ = ["DisconnectWatcher", "WatchDisconnects", "peer_closed"]
 
@@ -84,7 +85,7 @@ class DisconnectWatcher:
         key = id(entry)
         with self._lock:
             self._in_flight[key] = entry
-        if self._pid != os.getpid():
+        if self._pid != process.pid():
             self._start_thread()
         return key
 
@@ -122,7 +123,7 @@ class DisconnectWatcher:
 
     def _start_thread(self) -> None:
         """Start this process's watcher thread (a forked worker has none: threads do not survive fork)."""
-        pid = os.getpid()
+        pid = process.pid()
         with self._lock:
             if self._pid == pid:
                 return

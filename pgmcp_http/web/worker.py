@@ -165,7 +165,10 @@ class FastLane:
         """The gathered request, when it takes the lane (None: gunicorn's parser reads it)."""
         if not isinstance(conn.server, tuple) or not isinstance(conn.client, tuple):
             return None  # a Unix socket: gunicorn derives SERVER_NAME from Host then
-        return fastlane.read(data, self.limits, trusted_peer=self._trusted(conn.client[0]))
+        trusted = getattr(conn, "pgmcp_trusted", None)
+        if trusted is None:  # once per connection
+            trusted = conn.pgmcp_trusted = self._trusted(conn.client[0])
+        return fastlane.read(data, self.limits, trusted_peer=trusted)
 
     def serve(self, worker: Any, conn: Any, simple: fastlane.SimpleRequest) -> bool:
         """Answer ``simple`` as gthread's handle_request would; True to keep the connection."""
