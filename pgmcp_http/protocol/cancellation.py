@@ -35,4 +35,4 @@ class RequestTags:
 
     def tag(self, scope: str, request_id: Any) -> str:
         message = scope.encode("utf-8") + b"\x00" + orjson.dumps(request_id)
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+        return hmac.digest(self._key, message, "sha256").hex()[:32]  # the same HMAC, in one C call

@@ -11,7 +11,6 @@ share the sessions; no sticky load balancing and no shared storage.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
 import time
@@ -60,7 +59,7 @@ class SessionCodec:
         self._clock = clock
 
     def _sign(self, message: str) -> str:
-        return _b64(hmac.new(self._secret, message.encode("ascii"), hashlib.sha256).digest())
+        return _b64(hmac.digest(self._secret, message.encode("ascii"), "sha256"))
 
     def issue(self, version: str, client: tuple[str | None, str | None] | None = None) -> str:
         """A new session id for a client that negotiated ``version`` (``client``: its name and version)."""

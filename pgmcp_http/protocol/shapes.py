@@ -70,11 +70,20 @@ def _for_modern(method: str, result: dict[str, Any], server_info: dict[str, Any]
 
 
 def shape_result(method: str, version: str, result: dict[str, Any], *, server_info: dict[str, Any]) -> dict[str, Any]:
-    """``result`` as revision ``version`` defines it for ``method``; RpcError if it does not fit (a bug)."""
+    """``result`` as revision ``version`` defines it for ``method``; RpcError if it does not fit (a bug).
+
+    A ``tools/call`` result is the one exception to the validation: it is built only by
+    :func:`~pgmcp_http.protocol.server.tool_result` from fields every revision defines (text content,
+    ``isError``, ``structuredContent`` where the revision has it, removed above where it has not), and
+    validating it would walk every row of the result on every call.
+    ``tests/test_protocol_shapes.py`` checks that the validation would return it unchanged.
+    """
     if version in MODERN_VERSIONS:
         shaped = _for_modern(method, result, server_info)
     else:
         shaped = _for_handshake(method, version, result)
+    if method == "tools/call":
+        return shaped
     try:
         return wire.serialize_server_result(method, version, shaped)
     except KeyError:
