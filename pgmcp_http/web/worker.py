@@ -237,19 +237,11 @@ class GuardedThreadWorker(ThreadWorker):
             state = self._gather(conn)
             if state is not True:
                 return state
-            simple = self._take_request(conn)
+            simple: fastlane.SimpleRequest | None = conn.pgmcp_simple
+            conn.pgmcp_simple = None
             keepalive = super().handle(conn) if simple is None else self._serve_simple(conn, simple)
             if keepalive is not True or not self._next_request_soon(conn):
                 return keepalive
-
-    def _take_request(self, conn: Any) -> fastlane.SimpleRequest | None:
-        """The gathered request for the fast lane, or None after handing its bytes to gunicorn's parser."""
-        data: bytearray = conn.pgmcp_whole
-        conn.pgmcp_whole = None
-        simple = self._fast_lane.read(conn, data) if self._fast_lane is not None else None
-        if simple is None:
-            conn.parser.unreader.unread(bytes(data))
-        return simple
 
     def _serve_simple(self, conn: Any, simple: fastlane.SimpleRequest) -> bool:
         assert self._fast_lane is not None
@@ -272,30 +264,36 @@ class GuardedThreadWorker(ThreadWorker):
         return bool(poller.poll(KEEPALIVE_LINGER_MS)) and self._waiting == 0
 
     def _gather(self, conn: Any) -> Any:
-        """Take what has arrived without blocking. True when the request is whole (it is then handed to
-        gunicorn's parser), _DEFER to wait for more on the event loop, False to drop the connection."""
+        """Take what has arrived without blocking. True when the request is whole (then either the fast
+        lane has read it, in ``conn.pgmcp_simple``, or gunicorn's parser has its bytes), _DEFER to wait for
+        more on the event loop, False to drop the connection."""
         buffer: RequestBuffer | None = getattr(conn, "pgmcp_request", None)
         if buffer is None:
             buffer = conn.pgmcp_request = RequestBuffer(body_limit=self._body_limit)
             parser = getattr(conn, "parser", None)
             if parser is not None:  # pipelining: what the parser read past the last request comes first
                 buffer.data += parser.unreader.take_buffered()
-        conn.sock.setblocking(False)
         try:
-            while True:
-                chunk = conn.sock.recv(65536)
+            while True:  # MSG_DONTWAIT: no switching the socket to non-blocking and back per request
+                chunk = conn.sock.recv(65536, socket.MSG_DONTWAIT)
                 if not chunk:
                     return False  # the client went away
                 buffer.data += chunk
+                if len(chunk) < 65536:
+                    break  # all there was, most likely; if the request is not whole, the event loop waits
         except (BlockingIOError, InterruptedError):
             pass
         except OSError:
             return _drop(conn)
-        if buffer.complete():
+        simple = self._fast_lane.read(conn, buffer.data) if self._fast_lane is not None else None
+        if simple is not None or buffer.complete():
             conn.pgmcp_request = None
-            conn.sock.setblocking(True)
+            if not conn.sock.getblocking():
+                conn.sock.setblocking(True)
             conn.init()
-            conn.pgmcp_whole = buffer.data  # the fast lane reads it; otherwise gunicorn's parser does
+            conn.pgmcp_simple = simple
+            if simple is None:  # gunicorn's parser reads it
+                conn.parser.unreader.unread(bytes(buffer.data))
             conn.data_ready = True
             return True
         if time.monotonic() - buffer.started > self._read_timeout_s:
