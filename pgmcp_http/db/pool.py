@@ -209,6 +209,12 @@ class Pool:
                              waiting=self._waiting, waits=self._waits, timeouts=self._timeouts,
                              connect_errors=self._connect_errors, discarded=self._discarded)
 
+    def figures(self) -> tuple[int, int, int, int, int, int]:
+        """(in_use, idle, size, waiting, connect_errors, discarded): what the gauges publish, read on every
+        checkout and check-in, so without the snapshot :meth:`stats` builds."""
+        in_use, idle = self._pool.counts()
+        return in_use, idle, self.size, self._waiting, self._connect_errors, self._discarded
+
     @property
     def closed(self) -> bool:
         """True once :meth:`close` ran (the worker is shutting down)."""

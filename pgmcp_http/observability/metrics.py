@@ -72,7 +72,7 @@ class Metrics:
         self._slow_s = slow_query_ms / 1000 if slow_query_ms > 0 else None
         self._pool_lock = threading.Lock()
         self._pool_counts: dict[str, int] = {"connect_errors": 0, "discarded": 0}
-        self._pool_gauges: dict[tuple[int, int], int] = {}  # (pid, gauge) -> the value this process last wrote
+        self._pool_written: tuple[int, tuple[int, int, int, int]] = (0, (-1, -1, -1, -1))  # pid, gauge values
         self._tool_series: dict[tuple[str, str], tuple[Any, Any, Any]] = {}  # label children, kept (bounded)
         self._rpc_series: dict[tuple[str, str, str, str], Any] = {}
         self._connected_written = (-1, 0.0)  # the last database_connected value this process wrote, and when
@@ -119,6 +119,7 @@ class Metrics:
                                      registry=r, multiprocess_mode="livesum")
         self.pool_waiting = Gauge("postgres_mcp_pool_waiting", "Calls waiting for a free connection right now",
                                   registry=r, multiprocess_mode="livesum")
+        self._pool_series = (self.connections_active, self.connections_idle, self.connections_max, self.pool_waiting)
         self.pool_wait = Histogram("postgres_mcp_pool_wait_seconds",
                                    "Time calls waited for a connection, when every one was in use",
                                    buckets=WAIT_BUCKETS, registry=r)
@@ -195,21 +196,25 @@ class Metrics:
     def pool_changed(self, pool: Pool) -> None:
         """Publish the pool's figures (the Pool's observer); serialized so the latest state wins.
 
-        Called several times per tool call: only the gauges whose value moved are written (each
-        write takes a lock and touches the multiprocess file)."""
+        Called twice per tool call (checkout and check-in): only the gauges whose value moved are
+        written (each write takes a lock and touches the multiprocess file), and the figures are read
+        without building a snapshot."""
+        in_use, idle, size, waiting, connect_errors, discarded = pool.figures()
+        if pool.closed:
+            in_use = idle = size = waiting = 0
         with self._pool_lock:
-            stats = pool.stats()
-            closed = pool.closed
             pid = process.pid()  # a forked worker writes its own file: it starts with nothing written
-            for gauge, value in ((self.connections_active, 0 if closed else stats.in_use),
-                                 (self.connections_idle, 0 if closed else stats.idle),
-                                 (self.connections_max, 0 if closed else stats.size),
-                                 (self.pool_waiting, 0 if closed else stats.waiting)):
-                if self._pool_gauges.get((pid, id(gauge))) != value:
-                    gauge.set(value)
-                    self._pool_gauges[(pid, id(gauge))] = value
-            for name, total, counter in (("connect_errors", stats.connect_errors, self.pool_connect_errors),
-                                         ("discarded", stats.discarded, self.pool_discarded)):
+            if self._pool_written[0] != pid:
+                self._pool_written = (pid, (-1, -1, -1, -1))
+            written = self._pool_written[1]
+            current = (in_use, idle, size, waiting)
+            if current != written:
+                for gauge, value, before in zip(self._pool_series, current, written, strict=True):
+                    if value != before:
+                        gauge.set(value)
+                self._pool_written = (pid, current)
+            for name, total, counter in (("connect_errors", connect_errors, self.pool_connect_errors),
+                                         ("discarded", discarded, self.pool_discarded)):
                 if total > self._pool_counts[name]:
                     counter.inc(total - self._pool_counts[name])
                     self._pool_counts[name] = total

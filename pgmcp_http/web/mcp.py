@@ -13,6 +13,7 @@ and only here.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from http import HTTPStatus
@@ -54,6 +55,7 @@ class WsgiHeaders(Mapping[str, str]):
         self.environ = environ
 
     @staticmethod
+    @functools.lru_cache(maxsize=256)  # header names come from this code (and AUTH_HEADER), not from clients
     def _key(name: str) -> str:
         key = name.upper().replace("-", "_")
         return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
