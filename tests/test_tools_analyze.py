@@ -6,6 +6,7 @@ left behind by one call would show in the next call's plan.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psycopg
@@ -142,5 +143,9 @@ def test_parameters_give_a_custom_plan_and_none_the_generic_one(planner):
 
 
 def test_analyze_never_runs_the_statement(planner):
+    started = time.monotonic()
     data = analyze(planner, "SELECT pg_sleep(30), count(*) FROM events")
-    assert data["summary"]["node_types"]["Aggregate"] == 1
+    assert time.monotonic() - started < 10  # pg_sleep(30) was planned, never run
+    # One Aggregate, or a Finalize and a Partial one when the planner goes parallel (it may, once
+    # autovacuum has been through the table).
+    assert data["summary"]["node_types"]["Aggregate"] in (1, 2)
