@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from pgmcp_http.db.errors import RoleRefused
 from pgmcp_http.db.pool import Pool
-from pgmcp_http.db.run import LargeResults, Transaction, transaction
+from pgmcp_http.db.run import Transaction, transaction
 from pgmcp_http.db.types import TypeNames
 from pgmcp_http.identity import Caller
 
@@ -24,7 +24,6 @@ class Database:
         self.timeout_ms = timeout_ms
         self.search_path = search_path
         self.types = TypeNames()
-        self.large_results = LargeResults()
 
     @contextmanager
     def transaction(self, *, timeout_ms: int | None = None, timeout_setting: str = "QUERY_TIMEOUT",
@@ -47,7 +46,6 @@ class Database:
             tag=tag,
             caller=caller,
             comment=comment,
-            large=self.large_results,
         ) as tx:
             yield tx
 

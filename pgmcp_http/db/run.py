@@ -17,21 +17,12 @@ keep; a failure to end it leaves the connection for the pool to discard.
 Rows of a SELECT come from a server-side cursor in batches, so memory stays
 bounded whatever the table size: at most ``max_rows`` rows and about
 ``max_bytes`` bytes are kept, and the result says whether it was cut.
-
-A read that is the whole transaction (the query tool's usual call) takes one
-round trip instead of two: ``SET TRANSACTION ... READ ONLY``, the same
-``SET LOCAL`` settings, the cursor and its first batch go as one message,
-which PostgreSQL runs as one implicit transaction and ends itself. When the
-first batch is not the whole answer the statement runs again the usual way
-(see :meth:`Transaction.fetch`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,7 +45,7 @@ from pgmcp_http.db.errors import (
 from pgmcp_http.db.types import TypeNames
 from pgmcp_http.identity import Caller
 
-__all__ = ["Column", "LargeResults", "ResultSet", "RowLimits", "Transaction", "transaction"]
+__all__ = ["Column", "ResultSet", "RowLimits", "Transaction", "transaction"]
 
 CURSOR_NAME = "pgmcp_rows"
 FIRST_BATCH = 100
@@ -92,35 +83,14 @@ class ResultSet:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class LargeResults:
-    """Statements lately seen to return more than one batch of rows (at most ``capacity``, oldest
-    forgotten first): their reads go straight to an explicit transaction (see Transaction.fetch)."""
-
-    def __init__(self, capacity: int = 1024) -> None:
-        self.capacity = capacity
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __contains__(self, sql: object) -> bool:
-        return sql in self._seen
-
-    def add(self, sql: str) -> None:
-        with self._lock:
-            self._seen[sql] = None
-            self._seen.move_to_end(sql)
-            while len(self._seen) > self.capacity:
-                self._seen.popitem(last=False)
-
-
 class Transaction:
     """A lazily begun transaction on one connection; see :func:`transaction`."""
 
     def __init__(self, conn: ext.connection, *, read_only: bool, server_read_only: bool, timeout_ms: int,
                  types: TypeNames, search_path: tuple[str, ...] = (),
                  timeout_setting: str = "QUERY_TIMEOUT", tag: str | None = None, caller: Caller | None = None,
-                 comment: str | None = None, large: LargeResults | None = None) -> None:
+                 comment: str | None = None) -> None:
         self.conn = conn
-        self.large = large
         self.caller = caller
         self.comment = f"\n{comment}" if comment else ""
         self.application_name = tagged_application_name(tag) if tag else None
@@ -147,11 +117,10 @@ class Transaction:
         self.read_only = False
         self.commit_on_exit = True
 
-    def _preamble(self, *, implicit: bool = False) -> str:
+    def _preamble(self) -> str:
         mode = "READ ONLY" if self.read_only else "READ WRITE"
-        start = "SET TRANSACTION" if implicit else "BEGIN"
         text = (
-            f"{start} ISOLATION LEVEL READ COMMITTED {mode}; "
+            f"BEGIN ISOLATION LEVEL READ COMMITTED {mode}; "
             f"SET LOCAL statement_timeout = {int(self.timeout_ms)}; "
             "SET LOCAL datestyle = 'ISO'; SET LOCAL intervalstyle = 'iso_8601'; SET LOCAL bytea_output = 'hex'; "
         )
@@ -164,15 +133,12 @@ class Transaction:
             text += _identity_preamble(self.caller.role, self.caller.subject, self.caller.claims_json)
         return text
 
-    def _execute(self, cur: ext.cursor, sql: str, params: Params, *, alone: bool = False) -> None:
-        """Send ``sql`` (after the preamble when nothing was sent yet). ``alone``: the preamble and
-        ``sql`` are the whole transaction, run as the implicit transaction of one message, which
-        PostgreSQL ends itself when the message is done (no ROLLBACK round trip)."""
+    def _execute(self, cur: ext.cursor, sql: str, params: Params) -> None:
         comment = self.comment if params is None else self.comment.replace("%", "%%")
         if self.begun:
             text = sql + comment
         else:
-            preamble = self._preamble(implicit=alone)
+            preamble = self._preamble()
             text = (preamble if params is None else preamble.replace("%", "%%")) + sql + comment
         try:
             cur.execute(text, params)
@@ -182,7 +148,7 @@ class Transaction:
             if first and self._role_refused(exc):
                 raise self._role_error(exc) from None
             raise self._translate(exc, cur.query) from None
-        self.begun = self.begun or not alone
+        self.begun = True
 
     def _role_refused(self, exc: psycopg2.Error) -> bool:
         """Whether PostgreSQL refused the preamble's ``SET LOCAL ROLE`` (unknown role, or not granted)."""
@@ -236,42 +202,16 @@ class Transaction:
         with self.conn.cursor() as cur:
             if server_cursor:
                 first = min(limits.max_rows + 1, FIRST_BATCH)
-                statement = (f"DECLARE {CURSOR_NAME} NO SCROLL CURSOR FOR {sql}; "
-                             f"FETCH FORWARD {first} FROM {CURSOR_NAME}")
-                if self._may_run_alone(sql):
-                    whole = self._run_alone(cur, sql, statement, params, limits, first)
-                    if whole is not None:
-                        return whole
-                self._execute(cur, statement, params)
+                self._execute(
+                    cur,
+                    f"DECLARE {CURSOR_NAME} NO SCROLL CURSOR FOR {sql}; FETCH FORWARD {first} FROM {CURSOR_NAME}",
+                    params,
+                )
                 return self._collect(cur, limits, first_batch=first)
             self._execute(cur, sql, params)
             return self._collect(cur, limits, first_batch=None)
 
-    def _may_run_alone(self, sql: str) -> bool:
-        """Whether this read can be the whole transaction: nothing was sent before it, nothing will be
-        written, and the statement has not been seen to return more than one batch lately."""
-        return (not self.begun and self.read_only and not self.commit_on_exit
-                and (self.large is None or sql not in self.large))
-
-    def _run_alone(self, cur: ext.cursor, sql: str, statement: str, params: Params, limits: RowLimits,
-                   first: int) -> ResultSet | None:
-        """The read in one round trip: preamble, cursor and first batch as one implicit transaction.
-
-        When the first batch holds the whole answer (fewer rows than asked for, or as many as the
-        MAX_ROWS cut needs) that is the result. Otherwise the cursor is gone with its transaction, so
-        None: the caller runs the statement again in an explicit transaction and fetches batch by
-        batch, and the statement is remembered so that its next calls go there at once.
-        """
-        self._execute(cur, statement, params, alone=True)
-        rows = cur.fetchall()
-        if len(rows) < first or first == limits.max_rows + 1:
-            return self._collect(cur, limits, first_batch=first, first_rows=rows)
-        if self.large is not None:
-            self.large.add(sql)
-        return None
-
-    def _collect(self, cur: ext.cursor, limits: RowLimits, *, first_batch: int | None,
-                 first_rows: list[tuple[Any, ...]] | None = None) -> ResultSet:
+    def _collect(self, cur: ext.cursor, limits: RowLimits, *, first_batch: int | None) -> ResultSet:
         if cur.description is None:
             return ResultSet(columns=[], rows=[], command=cur.statusmessage or "", rowcount=cur.rowcount)
         columns = self._columns(cur.description)
@@ -281,10 +221,7 @@ class Transaction:
         reason: str | None = None
         batch = first_batch
         while True:
-            if first_rows is not None:
-                chunk, first_rows = first_rows, None
-            else:
-                chunk = cur.fetchall() if batch is not None else cur.fetchmany(FIRST_BATCH)
+            chunk = cur.fetchall() if batch is not None else cur.fetchmany(FIRST_BATCH)
             for values in chunk:
                 if len(kept) >= limits.max_rows:
                     reason = f"MAX_ROWS={limits.max_rows}"
@@ -358,12 +295,12 @@ class Transaction:
 def transaction(conn: ext.connection, *, read_only: bool, server_read_only: bool, timeout_ms: int,
                 types: TypeNames, search_path: tuple[str, ...] = (),
                 timeout_setting: str = "QUERY_TIMEOUT", tag: str | None = None, caller: Caller | None = None,
-                comment: str | None = None, large: LargeResults | None = None) -> Iterator[Transaction]:
+                comment: str | None = None) -> Iterator[Transaction]:
     """A transaction that is always ended: rolled back, or committed when the body asked for a write
     (:meth:`Transaction.make_writable`) and finished without an error."""
     tx = Transaction(conn, read_only=read_only, server_read_only=server_read_only, timeout_ms=timeout_ms,
                      types=types, search_path=search_path, timeout_setting=timeout_setting, tag=tag, caller=caller,
-                     comment=comment, large=large)
+                     comment=comment)
     try:
         yield tx
     except BaseException:
