@@ -131,3 +131,29 @@ def test_live_server_answers_through_both_paths_on_one_connection(server):
         raw.sendall(data[:40])
         raw.sendall(data[40:])
         assert raw.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+@pytest.mark.parametrize("host", ["", "localhost:1,evil.example", "localhost:3401 evil"])
+def test_an_empty_or_malformed_host_is_refused_on_a_loopback_server(server, host):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        data = request("Content-Type: application/json", "Accept: application/json").replace(
+            b"Host: 127.0.0.1:3401", f"Host: {host}".encode())
+        raw.sendall(data)
+        assert raw.recv(65536).startswith(b"HTTP/1.1 403 ")
+
+
+def test_a_header_line_at_gunicorns_limit_is_left_to_gunicorn():
+    name = "X-Long: "
+    at_limit = request(name + "v" * (CFG.limit_request_field_size - len(name) - 2))  # with CRLF: the limit
+    over = request(name + "v" * (CFG.limit_request_field_size - len(name) - 1))
+    assert fastlane.read(at_limit, LIMITS, trusted_peer=True) is not None
+    assert fastlane.read(over, LIMITS, trusted_peer=True) is None
+
+
+def test_a_response_header_gunicorn_would_refuse_is_refused():
+    def app(environ, start_response):
+        start_response("200 OK", [("X-Bad", "a\r\nSet-Cookie: x=1")])
+        return [b""]
+
+    with pytest.raises(ValueError, match="X-Bad"):
+        fastlane.answer(app, {}, keep_alive=True, server_software="gunicorn")

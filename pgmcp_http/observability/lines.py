@@ -33,7 +33,10 @@ class LineWriter:
 
     def __init__(self, target: str, secrets: Iterable[str] = ()) -> None:
         self.target = target
-        self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
+        plain = {s for s in secrets if s and len(s) >= 4}
+        # Lines are redacted once encoded, so also each secret as JSON writes it (quotes, backslashes).
+        escaped = {orjson.dumps(s).decode("utf-8")[1:-1] for s in plain}
+        self.secrets = tuple(sorted(plain | escaped, key=len, reverse=True))
         self.clock = IsoClock()
         self._fd: int | None = _STREAMS.get(target)
         self._pid = 0

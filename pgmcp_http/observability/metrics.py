@@ -199,10 +199,10 @@ class Metrics:
         Called twice per tool call (checkout and check-in): only the gauges whose value moved are
         written (each write takes a lock and touches the multiprocess file), and the figures are read
         without building a snapshot."""
-        in_use, idle, size, waiting, connect_errors, discarded = pool.figures()
-        if pool.closed:
-            in_use = idle = size = waiting = 0
-        with self._pool_lock:
+        with self._pool_lock:  # read and written under one lock: a later reading is never overwritten
+            in_use, idle, size, waiting, connect_errors, discarded = pool.figures()
+            if pool.closed:
+                in_use = idle = size = waiting = 0
             pid = process.pid()  # a forked worker writes its own file: it starts with nothing written
             if self._pool_written[0] != pid:
                 self._pool_written = (pid, (-1, -1, -1, -1))

@@ -33,6 +33,7 @@ __all__ = ["Limits", "SimpleRequest", "answer", "read"]
 PATH = "/mcp"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^`|~0-9A-Za-z]+")
 _PRINTABLE = re.compile(rb"[\x20-\x7e\t]*")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t\x80-\xff]*")
 _DECLINED_HEADERS = frozenset({"TRANSFER-ENCODING", "EXPECT", "UPGRADE", "HTTP2-SETTINGS", "TE"})
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                          "trailers", "transfer-encoding", "upgrade"})
@@ -71,7 +72,7 @@ def read(data: bytes | bytearray, limits: Limits, *, trusted_peer: bool) -> Simp
     if not _PRINTABLE.fullmatch(head.replace(b"\r\n", b"")):
         return None
     lines = head.decode("ascii").split("\r\n")
-    if len(lines) - 1 > limits.fields or any(len(line) > limits.field_size for line in lines):
+    if len(lines) - 1 > limits.fields or any(len(line) + 2 > limits.field_size for line in lines[1:]):
         return None
     headers: list[tuple[str, str]] = []
     length: int | None = None
@@ -171,6 +172,8 @@ def answer(app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]], envi
              f"Connection: {'keep-alive' if keep_alive else 'close'}"]
     has_length = False
     for name, value in start.headers:
+        if not _TOKEN.fullmatch(name) or not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(f"invalid response header {name!r}")  # as gunicorn refuses it
         lowered = name.lower()
         if lowered in _HOP_BY_HOP:
             continue

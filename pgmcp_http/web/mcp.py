@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -121,10 +122,15 @@ def _status(reply: Reply) -> int:
     return 200
 
 
+_HOST = re.compile(r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
+
+
 def _host(environ: Mapping[str, Any]) -> str:
+    """The request's host as werkzeug's ``request.host`` reads it: the Host header, "" when that is empty
+    or not a plain host name (the rebinding check then refuses it), SERVER_NAME:PORT without one."""
     host = environ.get("HTTP_HOST")
-    if host:
-        return str(host)
+    if host is not None:
+        return str(host) if _HOST.fullmatch(str(host)) else ""
     return f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
 
 

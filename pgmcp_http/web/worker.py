@@ -56,7 +56,7 @@ import orjson
 from gunicorn import SERVER
 from gunicorn.config import PostRequest, PreRequest
 from gunicorn.http import wsgi
-from gunicorn.http.message import _ip_in_allow_list
+from gunicorn.http.message import DEFAULT_MAX_HEADERFIELD_SIZE, MAX_HEADERS, _ip_in_allow_list
 from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
 from pgmcp_http.web import fastlane
@@ -129,8 +129,10 @@ class FastLane:
     """Serves the requests :func:`fastlane.read` accepts on the worker thread that gathered them."""
 
     def __init__(self, worker: ThreadWorker) -> None:
-        self.limits = fastlane.Limits(line=worker.cfg.limit_request_line, fields=worker.cfg.limit_request_fields,
-                                      field_size=worker.cfg.limit_request_field_size,
+        cfg = worker.cfg
+        fields = cfg.limit_request_fields if 0 < cfg.limit_request_fields <= MAX_HEADERS else MAX_HEADERS
+        field_size = cfg.limit_request_field_size if cfg.limit_request_field_size > 0 else DEFAULT_MAX_HEADERFIELD_SIZE
+        self.limits = fastlane.Limits(line=cfg.limit_request_line, fields=fields, field_size=field_size,
                                       scheme_headers=frozenset(name.upper()
                                                                for name in worker.cfg.secure_scheme_headers))
         self._allowed = (worker.cfg.forwarded_allow_ips, worker.cfg.forwarded_allow_networks())
@@ -189,6 +191,9 @@ class FastLane:
             return False
         except Exception:
             worker.log.exception("Error handling request")
+            with contextlib.suppress(OSError):  # what gunicorn answers then, before closing
+                conn.sock.sendall(b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n"
+                                  b"Content-Type: text/plain\r\nContent-Length: 21\r\n\r\nInternal Server Error")
             _drop(conn)
             return False
         return keep_alive
