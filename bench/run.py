@@ -12,7 +12,7 @@ a burst of outside load hits both sides alike.
 
 Environment: BENCH_SECONDS (per measurement, default 8), BENCH_ROUNDS (default 3),
 BENCH_WORKERS / BENCH_THREADS (default: the server's own), BENCH_SAVE=1 to write
-bench/results/<date>.md.
+bench/results/<date>.md (a later run the same day is appended to it).
 """
 
 from __future__ import annotations
@@ -258,8 +258,13 @@ def main() -> None:
     if os.environ.get("BENCH_SAVE") == "1":
         RESULTS.mkdir(exist_ok=True)
         path = RESULTS / f"{when:%Y-%m-%d}.md"
-        path.write_text(header + table)
-        print(f"written to {path.relative_to(harness.REPO)}")
+        if path.exists():  # another run the same day: appended under its own heading, never replacing
+            with path.open("a") as results:
+                results.write("\n\n#" + header + table)
+            print(f"appended to {path.relative_to(harness.REPO)}")
+        else:
+            path.write_text(header + table)
+            print(f"written to {path.relative_to(harness.REPO)}")
 
 
 if __name__ == "__main__":
