@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -171,6 +172,34 @@ def test_http_metrics_are_labelled_by_route_not_by_raw_path(server):
     text = request("GET", f"{server.base}/metrics")[2].decode()
     assert "no-such-page" not in text
     assert 'route="(unmatched)"' in text
+
+
+def test_mcp_requests_land_in_the_http_series_whichever_path_served_them(server):
+    """POST /mcp is not a Flask view (web/mcp.py) yet counts in prometheus-flask-exporter's series,
+    route /mcp, exactly once per request: through the fast lane and through gunicorn's parser."""
+    def counts() -> tuple[float, float, float]:
+        samples = scrape(server)
+        return (total(samples, "flask_http_request_duration_seconds_count", route="/mcp", method="POST",
+                      status="200"),
+                total(samples, "flask_http_request_total", method="POST", status="200"),
+                total(samples, "flask_http_request_duration_seconds_count", route="/mcp", method="GET",
+                      status="405"))
+
+    before_ok, before_total, before_405 = counts()
+    for _ in range(3):  # an ordinary request: the fast lane
+        assert modern_rpc(server.url, "tools/list").status == 200
+    body = (b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", '
+            b'"capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}')
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:  # chunked: gunicorn's parser
+        raw.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                    + f"{len(body):x}".encode() + b"\r\n" + body + b"\r\n0\r\n\r\n")
+        assert raw.recv(65536).startswith(b"HTTP/1.1 200 ")
+    assert request("GET", server.url, headers={"Accept": "text/event-stream"})[0] == 405
+    after_ok, after_total, after_405 = counts()
+    assert after_ok == before_ok + 4
+    assert after_total >= before_total + 4  # other routes count there too (the scrapes are GETs)
+    assert after_405 == before_405 + 1
 
 
 def test_metrics_token_protects_the_endpoint(pg, tmp_path):

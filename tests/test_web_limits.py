@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import socket
 import threading
 import time
@@ -10,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import request, start_server
+from tests.helpers import request, start_server, wait_until
 
 CALL = {"name": "query", "arguments": {"sql": "SELECT 1 AS one"}}
 HEADERS = {"Content-Type": "application/json"}
@@ -25,11 +27,14 @@ def small(pg, tmp_path_factory):
     server.stop()
 
 
-def trickle(port: int, payload: bytes, pause: float, stop: threading.Event, closed: list[float]) -> None:
-    """Send ``payload`` a byte at a time; record when the server hangs up."""
+def trickle(port: int, tail: bytes, stop: threading.Event, closed: list[float], *, head: bytes = b"",
+            pause: float = 0.2, wait_for_close: bool = True) -> None:
+    """Send ``head`` at once, then ``tail`` a byte at a time; record when the server hangs up (-1 when
+    everything was sent and ``wait_for_close`` is off)."""
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        for byte in payload:
+        sock.sendall(head)
+        for byte in tail:
             if stop.is_set():
                 return
             try:
@@ -38,6 +43,9 @@ def trickle(port: int, payload: bytes, pause: float, stop: threading.Event, clos
                 closed.append(time.monotonic() - started)
                 return
             time.sleep(pause)
+        if not wait_for_close:
+            closed.append(-1.0)  # sent everything without being cut off
+            return
         sock.settimeout(5)
         try:
             if sock.recv(1024) == b"":
@@ -53,7 +61,7 @@ def trickle(port: int, payload: bytes, pause: float, stop: threading.Event, clos
 def test_slow_clients_neither_block_others_nor_stay(small, payload):
     stop = threading.Event()
     closed: list[float] = []
-    clients = [threading.Thread(target=trickle, args=(small.port, payload, 0.2, stop, closed), daemon=True)
+    clients = [threading.Thread(target=trickle, args=(small.port, payload, stop, closed), daemon=True)
                for _ in range(12)]
     for client in clients:
         client.start()
@@ -110,23 +118,6 @@ def test_too_many_params_are_refused_before_the_database(small):
     assert "params" in body["content"][0]["text"] and "1000" in body["content"][0]["text"]
 
 
-def send_then_trickle(port: int, head: bytes, tail: bytes, stop: threading.Event, closed: list[float]) -> None:
-    """Send ``head`` at once (complete headers), then ``tail`` a byte at a time."""
-    started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(head)
-        for byte in tail:
-            if stop.is_set():
-                return
-            try:
-                sock.send(bytes([byte]))
-            except OSError:
-                closed.append(time.monotonic() - started)
-                return
-            time.sleep(0.2)
-        closed.append(-1.0)  # sent everything without being cut off
-
-
 @pytest.mark.parametrize(("head", "tail"), [
     (b"POST /mcp/tools/call HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
      b"Content-Length: 60\r\n\r\n", b'{"name": "query", "arguments": {"sql": "SELECT 1"}}         '),
@@ -138,7 +129,8 @@ def send_then_trickle(port: int, head: bytes, tail: bytes, stop: threading.Event
 def test_a_slow_body_after_complete_headers_holds_no_thread(small, head, tail):
     stop = threading.Event()
     closed: list[float] = []
-    clients = [threading.Thread(target=send_then_trickle, args=(small.port, head, tail, stop, closed), daemon=True)
+    clients = [threading.Thread(target=trickle, args=(small.port, tail, stop, closed), daemon=True,
+                                kwargs={"head": head, "wait_for_close": False})
                for _ in range(6)]
     for client in clients:
         client.start()
@@ -153,3 +145,40 @@ def test_a_slow_body_after_complete_headers_holds_no_thread(small, head, tail):
         assert len(closed) == 6 and all(0 <= seconds < 6 for seconds in closed), closed
     finally:
         stop.set()
+
+
+def test_a_client_that_never_pauses_does_not_starve_another(pg, tmp_path):
+    """A thread that has just answered serves the same client's next request itself (the worker's
+    keep-alive linger) only while no other request waits: with one worker and one thread, a client
+    sending back to back must not keep a second client waiting for more than a call or two."""
+    server = start_server(pg.readonly_url, tmp_path, workers=1, threads=1)
+    stop = threading.Event()
+    served: list[float] = []
+
+    def greedy() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        body = json.dumps(CALL)
+        while not stop.is_set():
+            conn.request("POST", "/mcp/tools/call", body, HEADERS)
+            conn.getresponse().read()
+            served.append(time.monotonic())
+        conn.close()
+
+    client = threading.Thread(target=greedy, daemon=True)
+    try:
+        client.start()
+        wait_until(lambda: len(served) > 50, what="the greedy client served")
+        waits = []
+        for _ in range(5):
+            started = time.monotonic()
+            status, _, body = request("POST", f"{server.base}/mcp/tools/call", CALL, HEADERS, timeout=10)
+            waits.append(time.monotonic() - started)
+            assert status == 200 and body["structuredContent"]["rows"] == [{"one": 1}]
+        assert max(waits) < 0.5, waits
+        count = len(served)
+        time.sleep(0.3)
+        assert len(served) > count  # and the greedy one is still served
+    finally:
+        stop.set()
+        client.join(timeout=10)
+        server.stop()
