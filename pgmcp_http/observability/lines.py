@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from pgmcp_http import process
-from pgmcp_http.observability.logs import REDACTED
+from pgmcp_http.observability.logs import redact, redactable
 
 __all__ = ["IsoClock", "LineWriter", "json_line"]
 
@@ -33,10 +33,9 @@ class LineWriter:
 
     def __init__(self, target: str, secrets: Iterable[str] = ()) -> None:
         self.target = target
-        plain = {s for s in secrets if s and len(s) >= 4}
+        plain = redactable(secrets)
         # Lines are redacted once encoded, so also each secret as JSON writes it (quotes, backslashes).
-        escaped = {orjson.dumps(s).decode("utf-8")[1:-1] for s in plain}
-        self.secrets = tuple(sorted(plain | escaped, key=len, reverse=True))
+        self.secrets = redactable([*plain, *(orjson.dumps(s).decode("utf-8")[1:-1] for s in plain)])
         self.clock = IsoClock()
         self._fd: int | None = _STREAMS.get(target)
         self._pid = 0
@@ -55,10 +54,7 @@ class LineWriter:
 
     def write(self, line: str) -> None:
         """Write ``line`` (without its newline) with every configured secret replaced by [REDACTED]."""
-        for secret in self.secrets:
-            if secret in line:
-                line = line.replace(secret, REDACTED)
-        data = line.encode("utf-8", "backslashreplace") + b"\n"
+        data = redact(line, self.secrets).encode("utf-8", "backslashreplace") + b"\n"
         try:
             os.write(self._descriptor(), data)
         except OSError as exc:  # never fail the request for it, but say so (as logging's handlers do)

@@ -20,7 +20,7 @@ from typing import Any
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 __all__ = ["ACCESS_LOGGER", "REDACTED", "JsonFormatter", "RedactingFilter", "RequestIdFilter", "configure_logging",
-           "redact"]
+           "redact", "redactable"]
 
 ACCESS_LOGGER = "pgmcp.access"
 REDACTED = "[REDACTED]"
@@ -39,6 +39,12 @@ class JsonFormatter(OrjsonFormatter):
         return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
 
 
+def redactable(secrets: Iterable[str]) -> tuple[str, ...]:
+    """The secrets worth looking for, longest first (so that one inside another goes with it); shorter
+    than 4 characters would redact ordinary words."""
+    return tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret replaced by ``[REDACTED]``."""
     for secret in secrets:
@@ -52,7 +58,7 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
+        self.secrets = redactable(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:
