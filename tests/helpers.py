@@ -149,6 +149,16 @@ def start_server(database_url: str | None, workdir: Path, *, workers: int = 2, t
     return server
 
 
+def start_up_failure(database_url: str | None, workdir: Path, env: dict[str, str]) -> list[str]:
+    """Start gunicorn as the README does with ``env``, which must stop it: its non-empty log lines."""
+    server = start_server(database_url, workdir, workers=1, threads=1, env=env, wait=False)
+    try:
+        assert server.proc.wait(timeout=30) != 0
+    finally:
+        server.stop()
+    return [line for line in server.log_path.read_text().splitlines() if line.strip()]
+
+
 def wait_for_http(server: ServerProcess, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from pgmcp_http import devdb
-from tests.helpers import ServerProcess, call_tool, request, sdk_client, start_server
+from tests.helpers import ServerProcess, call_tool, request, sdk_client, start_server, start_up_failure
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "tools.yaml"
@@ -220,13 +220,7 @@ def test_the_server_starts_without_its_database_and_says_what_it_did_not_check(t
 def test_a_broken_tool_stops_gunicorn_with_one_line(pg, tmp_path):
     path = tmp_path / "tools.yaml"
     path.write_text("tools:\n  - name: lost\n    description: d\n    sql: SELECT * FROM no_such_table\n")
-    server = start_server(pg.readonly_url, tmp_path, workers=1, threads=1, env={"TOOLS_FILE": str(path)},
-                          wait=False)
-    try:
-        assert server.proc.wait(timeout=30) != 0
-    finally:
-        server.stop()
-    lines = [line for line in server.log_path.read_text().splitlines() if line.strip()]
+    lines = start_up_failure(pg.readonly_url, tmp_path, {"TOOLS_FILE": str(path)})
     assert lines == [f"pgmcp-http: configuration error: TOOLS_FILE {path}, line 4, tool lost: PostgreSQL rejects the "
                      'sql: relation "no_such_table" does not exist (near: `no_such_table`) [SQLSTATE 42P01]; fix '
                      "the statement (checked with each $n bound to a NULL of its parameter's type) or grant the "

@@ -9,7 +9,7 @@ import pytest
 from pgmcp_http.config import ConfigError, load_settings
 from pgmcp_http.runtime import CURATED_INSTRUCTIONS
 from pgmcp_http.tools import server_tools
-from tests.helpers import ServerProcess, modern_rpc, request, start_server
+from tests.helpers import ServerProcess, modern_rpc, request, start_server, start_up_failure
 
 URL = "postgresql://reader:pw@db.example:5432/app"
 
@@ -48,13 +48,7 @@ def test_disabled_tools_are_neither_listed_nor_callable(trimmed):
 
 
 def test_a_bad_disable_tools_entry_stops_gunicorn(pg, tmp_path):
-    server = start_server(pg.readonly_url, tmp_path, workers=1, threads=1, env={"DISABLE_TOOLS": "qurey"},
-                          wait=False)
-    try:
-        assert server.proc.wait(timeout=30) != 0
-    finally:
-        server.stop()
-    lines = [line for line in server.log_path.read_text().splitlines() if line.strip()]
+    lines = start_up_failure(pg.readonly_url, tmp_path, {"DISABLE_TOOLS": "qurey"})
     assert lines == ["pgmcp-http: configuration error: DISABLE_TOOLS: 'qurey' is not a built-in tool; built-in "
                      "tools are query, describe_table, list_tables, analyze_query, database_health (to drop a "
                      "custom tool, remove it from TOOLS_FILE)"]
