@@ -362,3 +362,32 @@ def test_the_metrics_directory_is_prepared_once_per_master(tmp_path):
     made = prepare_metrics_dir(str(private), env)
     assert made != private and made.name.startswith("pgmcp-metrics-") and env[ENV_VAR] == str(made)
     assert prepare_metrics_dir(str(made), env) == made  # and that master's own SIGHUP keeps it
+
+
+def test_a_tool_calls_verdict_on_the_database_is_written_at_once_when_it_changes(monkeypatch):
+    """database_connected (livemostrecent) from tool calls: a change is written at once; the same verdict
+    again at most once a second, but then surely, so another process's older verdict cannot stand."""
+    import pgmcp_http.observability.metrics as metrics_module
+
+    now = [1000.0]
+    monkeypatch.setattr(metrics_module.time, "monotonic", lambda: now[0])
+    metrics = metrics_module.Metrics(multiprocess_dir=None, tools=["query"], methods=["tools/call"],
+                                     versions=["2026-07-28"], slow_query_ms=0, memory_limit=None)
+    gauge = metrics.database_connected
+
+    def value() -> float:
+        return metrics.registry.get_sample_value("postgres_mcp_database_connected") or 0.0
+
+    metrics.tool_called("query", {}, "ok", 0.01)
+    assert value() == 1
+    metrics.tool_called("query", {}, "unavailable", 0.01)
+    assert value() == 0  # a change: at once
+    metrics.tool_called("query", {}, "ok", 0.01)
+    assert value() == 1
+    gauge.set(0)  # another process's probe said "down" since
+    now[0] += 0.5
+    metrics.tool_called("query", {}, "ok", 0.01)
+    assert value() == 0  # the same verdict within a second: not written again
+    now[0] += 0.6
+    metrics.tool_called("query", {}, "ok", 0.01)
+    assert value() == 1  # a second later it is
