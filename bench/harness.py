@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pgmcp_http import devdb  # noqa: E402
+from pgmcp_http.config import load_settings  # noqa: E402
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 
@@ -103,6 +104,7 @@ def server(url: str, *, workers: int | None = 1, threads: int | None = 4, env: d
     try:
         _wait_healthy(running, path=ready_path)
         running.ready_s = time.monotonic() - started
+        _wait_all_workers(running, load_settings(full_env).workers)
         yield running
     finally:
         running.stop()
@@ -120,6 +122,26 @@ def _wait_healthy(srv: Server, timeout: float = 30, path: str = "/health") -> No
                 return
         time.sleep(0.02)
     raise RuntimeError(f"gunicorn did not become healthy:\n{srv.log.read_text()}")
+
+
+def _wait_all_workers(srv: Server, expected: int, timeout: float = 30) -> None:
+    """Until every worker has started (``postgres_mcp_workers``, set by each worker after fork): the first
+    answer comes from the first worker up, and gunicorn forks the others one by one after it, so load
+    started at once would find every connection on the first worker."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = get(srv.port, "/metrics")
+        if status == 200 and _gauge(body.decode(), "postgres_mcp_workers") >= expected:
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"fewer than {expected} workers started within {timeout:g} s:\n{srv.log.read_text()}")
+
+
+def _gauge(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
