@@ -32,6 +32,18 @@ call went to gunicorn's general machinery before them):
    client's next request itself when it arrives within KEEPALIVE_LINGER_MS
    and nothing else waits for a thread.
 
+And one for how connections spread over the workers:
+
+5. **Fair accepts.** Every worker waits on the same listening socket, and the
+   first one awake takes each new connection: a burst of keep-alive
+   connections (a load balancer's pool, an agent's client) could all land on
+   one worker, which then serves them all on one core (its threads share one
+   interpreter lock) while the others sit idle. A worker that already holds
+   as many connections as it has threads steps aside for a few milliseconds
+   (ACCEPT_STEP_ASIDE_MS per connection over that, at most
+   ACCEPT_STEP_ASIDE_MAX_MS) before taking another, so a less loaded worker
+   takes it first; when none does, the worker takes it after that wait.
+
 (With gunicorn's own TLS, which this server does not use, the first guard
 and the fast lane step aside: the bytes on the socket are TLS records, not HTTP.)
 """
@@ -74,6 +86,15 @@ _MAX_HEADER_BYTES = 64 * 1024
 KEEPALIVE_LINGER_MS = 2
 """How long a thread that just answered waits for the same client's next request before handing the
 connection back to the event loop (only while no other request waits for a thread)."""
+
+
+ACCEPT_STEP_ASIDE_MS = 5
+"""How long a worker holding at least as many connections as threads waits, per connection over that, before
+accepting another (a less loaded worker takes it meanwhile)."""
+ACCEPT_STEP_ASIDE_MAX_MS = 25
+"""The longest such wait: what a new connection may wait when every worker is that loaded."""
+_ACCEPT_WINDOW_S = 0.25
+"""After stepping aside, how long the worker accepts at once (the connection it stepped aside for)."""
 
 
 class RequestBuffer:
@@ -212,7 +233,33 @@ class GuardedThreadWorker(ThreadWorker):
         self._waiting_lock = threading.Lock()
         self._last_busy_log = 0.0
         self._fast_lane = FastLane.for_worker(self)
+        self._share_accepts = self.cfg.workers > 1
+        self._aside_until = 0.0  # monotonic time until which this worker does not accept
         super().init_process()
+
+    def accept(self, listener: Any) -> None:
+        """Take a new connection, unless this worker is already as loaded as its threads: then step aside
+        (stop listening) for a few milliseconds so that a less loaded worker takes it (see 5. above)."""
+        if self._share_accepts and self.nr_conns >= self.cfg.threads:
+            now = time.monotonic()
+            if not self._aside_until <= now <= self._aside_until + _ACCEPT_WINDOW_S:
+                over = self.nr_conns - self.cfg.threads + 1
+                self._aside_until = now + min(over * ACCEPT_STEP_ASIDE_MS, ACCEPT_STEP_ASIDE_MAX_MS) / 1000
+                self.set_accept_enabled(False)
+                return
+            self._aside_until = 0.0  # one connection per step aside: the next one waits again
+        super().accept(listener)
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        if enabled and time.monotonic() < self._aside_until:
+            return  # stepping aside: the event loop asks again after its next wake-up
+        super().set_accept_enabled(enabled)
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        aside = self._aside_until - time.monotonic()
+        if aside > 0:  # wake up when the step aside ends, to listen again
+            timeout = min(timeout, aside)
+        super().wait_for_and_dispatch_events(timeout)
 
     def enqueue_req(self, conn: Any) -> None:
         with self._waiting_lock:
