@@ -39,10 +39,14 @@ And one for how connections spread over the workers:
    connections (a load balancer's pool, an agent's client) could all land on
    one worker, which then serves them all on one core (its threads share one
    interpreter lock) while the others sit idle. A worker that already holds
-   as many connections as it has threads steps aside for a few milliseconds
-   (ACCEPT_STEP_ASIDE_MS per connection over that, at most
-   ACCEPT_STEP_ASIDE_MAX_MS) before taking another, so a less loaded worker
-   takes it first; when none does, the worker takes it after that wait.
+   as many connections as it has threads (idle keep-alive ones included)
+   stops listening for ACCEPT_STEP_ASIDE_MS per connection it would hold
+   beyond that, at most ACCEPT_STEP_ASIDE_MAX_MS, so a less loaded worker
+   takes the new connection first; then it listens as usual for
+   ACCEPT_WINDOW_MS before it would step aside again. A new connection thus
+   waits at most ACCEPT_STEP_ASIDE_MAX_MS more, and a worker that every
+   sibling leaves the work to still accepts all but a sliver of the time
+   (a burst of connections is never rate-limited).
 
 (With gunicorn's own TLS, which this server does not use, the first guard
 and the fast lane step aside: the bytes on the socket are TLS records, not HTTP.)
@@ -89,12 +93,12 @@ connection back to the event loop (only while no other request waits for a threa
 
 
 ACCEPT_STEP_ASIDE_MS = 5
-"""How long a worker holding at least as many connections as threads waits, per connection over that, before
-accepting another (a less loaded worker takes it meanwhile)."""
-ACCEPT_STEP_ASIDE_MAX_MS = 25
-"""The longest such wait: what a new connection may wait when every worker is that loaded."""
-_ACCEPT_WINDOW_S = 0.25
-"""After stepping aside, how long the worker accepts at once (the connection it stepped aside for)."""
+"""How long a worker holding at least as many connections as threads stops listening, per connection it would
+hold beyond its threads with the new one (a less loaded worker takes the connection meanwhile)."""
+ACCEPT_STEP_ASIDE_MAX_MS = 20
+"""The longest step aside: the most a new connection waits because of it."""
+ACCEPT_WINDOW_MS = 100
+"""After a step aside, how long the worker accepts as usual before it would step aside again."""
 
 
 class RequestBuffer:
@@ -238,16 +242,18 @@ class GuardedThreadWorker(ThreadWorker):
         super().init_process()
 
     def accept(self, listener: Any) -> None:
-        """Take a new connection, unless this worker is already as loaded as its threads: then step aside
-        (stop listening) for a few milliseconds so that a less loaded worker takes it (see 5. above)."""
+        """Take a new connection, unless this worker already holds as many as it has threads and has not
+        stepped aside lately: then stop listening for a few milliseconds, so that a less loaded worker
+        takes it (see 5. above)."""
         if self._share_accepts and self.nr_conns >= self.cfg.threads:
             now = time.monotonic()
-            if not self._aside_until <= now <= self._aside_until + _ACCEPT_WINDOW_S:
-                over = self.nr_conns - self.cfg.threads + 1
-                self._aside_until = now + min(over * ACCEPT_STEP_ASIDE_MS, ACCEPT_STEP_ASIDE_MAX_MS) / 1000
+            if now < self._aside_until:
+                return  # already stepping aside (another listener's event in the same wake-up)
+            if now > self._aside_until + ACCEPT_WINDOW_MS / 1000:
+                beyond = self.nr_conns + 1 - self.cfg.threads
+                self._aside_until = now + min(beyond * ACCEPT_STEP_ASIDE_MS, ACCEPT_STEP_ASIDE_MAX_MS) / 1000
                 self.set_accept_enabled(False)
                 return
-            self._aside_until = 0.0  # one connection per step aside: the next one waits again
         super().accept(listener)
 
     def set_accept_enabled(self, enabled: bool) -> None:
