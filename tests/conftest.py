@@ -20,7 +20,7 @@ from pytest_postgresql import factories
 from pytest_postgresql.executors.noop import NoopExecutor
 
 from pgmcp_http import devdb
-from tests.helpers import PgCluster, ServerProcess, start_server
+from tests.helpers import PgCluster, ServerProcess, serving
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,8 +70,5 @@ postgresql = factories.postgresql("postgresql_proc")
 @pytest.fixture(scope="session")
 def server(pg: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """The default server: 2 gunicorn workers over the sample database."""
-    proc = start_server(pg.readonly_url, tmp_path_factory.mktemp("server"), workers=2, threads=4)
-    try:
+    with serving(pg.readonly_url, tmp_path_factory.mktemp("server"), workers=2, threads=4) as proc:
         yield proc
-    finally:
-        proc.stop()

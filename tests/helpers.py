@@ -149,6 +149,16 @@ def start_server(database_url: str | None, workdir: Path, *, workers: int = 2, t
     return server
 
 
+@contextlib.contextmanager
+def serving(database_url: str | None, workdir: Path, **options: Any) -> Iterator[ServerProcess]:
+    """:func:`start_server` for the length of a ``with`` block (stopped however the block ends)."""
+    server = start_server(database_url, workdir, **options)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def start_up_failure(database_url: str | None, workdir: Path, env: dict[str, str]) -> list[str]:
     """Start gunicorn as the README does with ``env``, which must stop it: its non-empty log lines."""
     server = start_server(database_url, workdir, workers=1, threads=1, env=env, wait=False)

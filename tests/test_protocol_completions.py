@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.helpers import MODERN, initialize, modern_rpc, scratch_database, sdk_client, session_rpc, start_server
+from tests.helpers import MODERN, initialize, modern_rpc, scratch_database, sdk_client, serving, session_rpc
 
 DB = "pgmcp_completions"
 TABLE_REF = {"type": "ref/resource", "uri": "postgres://table/{schema}/{table}"}
@@ -30,13 +30,10 @@ GRANT USAGE ON SCHEMA shop, hidden, "Sales" TO mcp_readonly;
 @pytest.fixture(scope="module")
 def catalog_server(pg, tmp_path_factory):
     """150 tables whose names start with "Item" (mixed case), a blocked one, a hidden schema."""
-    with scratch_database(pg, DB, CATALOG_SQL) as url:
-        server = start_server(url, tmp_path_factory.mktemp("completions"), workers=2, threads=2, env={
-            "ALLOWED_SCHEMAS": 'shop,"Sales"', "BLOCKED_TABLES": "shop.items_secret"})
-        try:
-            yield server
-        finally:
-            server.stop()
+    with scratch_database(pg, DB, CATALOG_SQL) as url, serving(
+            url, tmp_path_factory.mktemp("completions"), workers=2, threads=2,
+            env={"ALLOWED_SCHEMAS": 'shop,"Sales"', "BLOCKED_TABLES": "shop.items_secret"}) as server:
+        yield server
 
 
 def complete(server: Any, ref: dict[str, Any], name: str, value: str,

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.helpers import scratch_database, start_server
+from tests.helpers import scratch_database, serving
 from tests.test_tools_core import failure, ok
 
 DB = "pgmcp_plans"
@@ -40,13 +40,10 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO mcp_readonly;
 
 @pytest.fixture(scope="module")
 def planner(pg, tmp_path_factory):
-    with scratch_database(pg, DB, FIXTURE_SQL) as url:
-        server = start_server(url, tmp_path_factory.mktemp("plans"), workers=1, threads=1,
-                              env={"MAX_CONNECTIONS": "1", "WEB_CONCURRENCY": "1"})
-        try:
-            yield server
-        finally:
-            server.stop()
+    with scratch_database(pg, DB, FIXTURE_SQL) as url, serving(
+            url, tmp_path_factory.mktemp("plans"), workers=1, threads=1,
+            env={"MAX_CONNECTIONS": "1", "WEB_CONCURRENCY": "1"}) as server:
+        yield server
 
 
 def analyze(server: Any, sql: str, params: list[Any] | None = None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import scratch_database, start_server
+from tests.helpers import scratch_database, serving
 from tests.test_tools_core import ok
 
 BIG_DB = "pgmcp_big"
@@ -25,12 +25,9 @@ GRANT SELECT ON big TO mcp_readonly;
 
 @pytest.fixture(scope="module")
 def big_server(pg, tmp_path_factory):
-    with scratch_database(pg, BIG_DB, BIG_SQL) as url:
-        server = start_server(url, tmp_path_factory.mktemp("big"), workers=1, threads=2)
-        try:
-            yield server
-        finally:
-            server.stop()
+    with scratch_database(pg, BIG_DB, BIG_SQL) as url, serving(url, tmp_path_factory.mktemp("big"), workers=1,
+                                                               threads=2) as server:
+        yield server
 
 
 def test_select_star_returns_the_capped_page(big_server):

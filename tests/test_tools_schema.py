@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.helpers import modern_rpc, scratch_database, start_server
+from tests.helpers import modern_rpc, scratch_database, serving
 from tests.test_tools_core import failure, ok
 
 DB = "pgmcp_schema"
@@ -75,13 +75,10 @@ REVOKE SELECT ON shop.no_access FROM mcp_readonly;
 
 @pytest.fixture(scope="module")
 def shop(pg, tmp_path_factory):
-    with scratch_database(pg, DB, FIXTURE_SQL) as url:
-        server = start_server(url, tmp_path_factory.mktemp("shop"), workers=1, threads=2, env={
-            "ALLOWED_SCHEMAS": 'shop,"Sales"', "BLOCKED_TABLES": "shop.audit_secret"})
-        try:
-            yield server
-        finally:
-            server.stop()
+    with scratch_database(pg, DB, FIXTURE_SQL) as url, serving(
+            url, tmp_path_factory.mktemp("shop"), workers=1, threads=2,
+            env={"ALLOWED_SCHEMAS": 'shop,"Sales"', "BLOCKED_TABLES": "shop.audit_secret"}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

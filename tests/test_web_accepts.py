@@ -19,7 +19,7 @@ from pgmcp_http.web.worker import (
     ACCEPT_WINDOW_MS,
     GuardedThreadWorker,
 )
-from tests.helpers import ServerProcess, scrape, start_server, total, wait_until
+from tests.helpers import ServerProcess, scrape, serving, total, wait_until
 
 
 class _Worker(GuardedThreadWorker):
@@ -145,8 +145,7 @@ def _served_by(server: ServerProcess, conn: http.client.HTTPConnection) -> int:
 def test_a_worker_with_a_connection_per_thread_leaves_the_next_connection_to_an_idle_worker(pg, tmp_path):
     """One thread per worker: the worker already holding a keep-alive connection steps aside, so the
     next connection goes to the idle worker (without it, the same worker mostly wins the race)."""
-    server = start_server(pg.readonly_url, tmp_path, workers=2, threads=1)
-    try:
+    with serving(pg.readonly_url, tmp_path, workers=2, threads=1) as server:
         wait_until(lambda: total(scrape(server), "postgres_mcp_workers") == 2, what="2 live workers")
         time.sleep(0.5)  # a worker is counted after fork, moments before it listens
         spread = []
@@ -156,5 +155,3 @@ def test_a_worker_with_a_connection_per_thread_leaves_the_next_connection_to_an_
                     contextlib.closing(http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)) as second:
                 spread.append(_served_by(server, first) != _served_by(server, second))
         assert sum(spread) >= 7, spread  # without the step aside: 1 in 6 here
-    finally:
-        server.stop()
