@@ -18,7 +18,7 @@ from pgmcp_http.web import auth, metrics, probes, rest
 from pgmcp_http.web.access import AccessLog, HttpSeries
 from pgmcp_http.web.disconnect import DisconnectWatcher, WatchDisconnects
 from pgmcp_http.web.exchange import begin, current, finish
-from pgmcp_http.web.http import json_response
+from pgmcp_http.web.http import BODY_TOO_LARGE, json_response
 from pgmcp_http.web.identity import Identities
 from pgmcp_http.web.jwt_callers import JwtCallers
 from pgmcp_http.web.mcp import PATH, McpEndpoint, rpc_error_body
@@ -119,8 +119,7 @@ def _end_request(exc: BaseException | None) -> None:
 
 
 def _too_large(exc: RequestEntityTooLarge) -> Response:
-    return json_response(rpc_error_body(INVALID_REQUEST, "the request body is larger than MAX_REQUEST_BYTES "
-                                                         "allows"), 413)
+    return json_response(rpc_error_body(INVALID_REQUEST, BODY_TOO_LARGE), 413)
 
 
 def _http_error(exc: HTTPException) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -22,7 +23,8 @@ HEADERS = {"Content-Type": "application/json"}
 def small(pg, tmp_path_factory):
     """One worker with two threads: easy to exhaust, so every guard is visible."""
     server = start_server(pg.readonly_url, tmp_path_factory.mktemp("limits"), workers=1, threads=2,
-                          env={"REQUEST_READ_TIMEOUT": "1500", "REQUEST_QUEUE_LIMIT": "2"})
+                          env={"REQUEST_READ_TIMEOUT": "1500", "REQUEST_QUEUE_LIMIT": "2",
+                               "MAX_REQUEST_BYTES": "20000"})
     yield server
     server.stop()
 
@@ -182,3 +184,76 @@ def test_a_client_that_never_pauses_does_not_starve_another(pg, tmp_path):
         stop.set()
         client.join(timeout=10)
         server.stop()
+
+
+def _exchange(port: int, data: bytes, *, timeout: float = 10) -> bytes:
+    """Send ``data`` on a fresh connection and read the answer until the server closes or goes quiet."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(data)
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                received += chunk
+                if b"\r\n\r\n" in received and received.count(b"}") >= 2:
+                    break
+    return received
+
+
+MCP_HEAD = (b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Accept: application/json\r\n")
+
+
+def test_a_chunked_body_of_tiny_chunks_over_the_limit_is_refused_at_once(small):
+    """Its framing makes the bytes on the wire several times its data: the limit is on the data, and the
+    worker answers 413 itself instead of leaving a thread to wait for the rest of a body it would refuse."""
+    chunks = b"1\r\nx\r\n" * (20_000 + 1)  # MAX_REQUEST_BYTES=20000 of data, plus one, never terminated
+    started = time.monotonic()
+    answer = _exchange(small.port, MCP_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunks)
+    assert time.monotonic() - started < 5
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert body["error"]["code"] == -32600 and "MAX_REQUEST_BYTES" in body["error"]["message"]
+    assert request("POST", f"{small.base}/mcp/tools/call", CALL, HEADERS)[0] == 200
+
+
+def test_chunked_bodies_of_tiny_chunks_under_the_limit_hold_no_thread(small):
+    """More bytes on the wire than MAX_REQUEST_BYTES, less data: the body is not over the limit, so it
+    waits for the rest on the event loop, not on one of the worker's two threads."""
+    head = MCP_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + b"1\r\nx\r\n" * 5000  # 30 kB, 5,000 bytes of data
+    senders = [socket.create_connection(("127.0.0.1", small.port)) for _ in range(2)]
+    try:
+        for sock in senders:
+            sock.sendall(head)
+        time.sleep(0.3)
+        started = time.monotonic()
+        assert request("POST", f"{small.base}/mcp/tools/call", CALL, HEADERS, timeout=5)[0] == 200
+        assert time.monotonic() - started < 2
+    finally:
+        for sock in senders:
+            sock.close()
+
+
+def test_a_chunked_body_under_the_limit_still_works(small):
+    message = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "ping"}).encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (message[:5], message[5:])) + b"0\r\n\r\n"
+    answer = _exchange(small.port, MCP_HEAD + b"MCP-Protocol-Version: 2025-03-26\r\nTransfer-Encoding: chunked\r\n"
+                       b"Connection: close\r\n\r\n" + chunks)
+    assert answer.startswith(b"HTTP/1.1 "), answer[:200]
+    assert b'"id":7' in answer or b'"id": 7' in answer
+
+
+def test_a_malformed_chunked_body_is_a_400_not_a_server_error(small):
+    answer = _exchange(small.port, MCP_HEAD + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                       b"zz\r\nabc\r\n0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert body["error"]["code"] == -32600 and "could not be read" in body["error"]["message"]
+    assert not [line for line in small.log_lines() if line.get("message") == "unhandled error"]
+    assert request("POST", f"{small.base}/mcp/tools/call", CALL, HEADERS)[0] == 200
+
+
+def test_a_content_length_of_thousands_of_digits_is_answered_not_dropped(small):
+    answer = _exchange(small.port, MCP_HEAD + b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n{}")
+    assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
+    assert request("POST", f"{small.base}/mcp/tools/call", CALL, HEADERS)[0] == 200

@@ -10,8 +10,8 @@ from flask import Response, current_app
 from pgmcp_http.config import Settings
 from pgmcp_http.runtime import Runtime
 
-__all__ = ["MAX_JSON_DEPTH", "forbidden_host", "forbidden_origin", "json_response", "rebinding_refusal",
-           "runtime", "secrets", "too_deep"]
+__all__ = ["BODY_TOO_LARGE", "MAX_JSON_DEPTH", "forbidden_host", "forbidden_origin", "json_response",
+           "rebinding_refusal", "runtime", "secrets", "too_deep"]
 
 
 def runtime() -> Runtime:
@@ -54,6 +54,7 @@ def _loopback_name(host: str) -> bool:
 
 
 MAX_JSON_DEPTH = 64
+BODY_TOO_LARGE = "the request body is larger than MAX_REQUEST_BYTES allows"
 """Deepest nesting of arrays and objects a request may carry: no tool needs more, and deep nesting
 costs every later step (validation, logging) recursion."""
 

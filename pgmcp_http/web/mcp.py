@@ -21,6 +21,7 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
+from gunicorn.http.errors import ParseException
 
 from pgmcp_http.protocol import Reply, RoutingHeaders
 from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR
@@ -28,7 +29,7 @@ from pgmcp_http.runtime import Runtime
 from pgmcp_http.web.access import AccessLog, HttpSeries
 from pgmcp_http.web.auth import Challenge, Gate
 from pgmcp_http.web.exchange import Exchange, begin, finish, note
-from pgmcp_http.web.http import MAX_JSON_DEPTH, rebinding_refusal, too_deep
+from pgmcp_http.web.http import BODY_TOO_LARGE, MAX_JSON_DEPTH, rebinding_refusal, too_deep
 from pgmcp_http.web.trail import Trail
 
 __all__ = ["PATH", "McpEndpoint", "WsgiHeaders", "rpc_error_body"]
@@ -184,9 +185,13 @@ class McpEndpoint:
             return _rpc_error(415, INVALID_REQUEST, "Content-Type must be application/json")
         if not _accepts_json(headers.get("Accept")):
             return _rpc_error(406, INVALID_REQUEST, "the Accept header must allow application/json")
-        data = self._body(environ)
+        try:
+            data = self._body(environ)
+        except (ParseException, OSError) as exc:  # a chunked body whose framing is broken, or cut short
+            reason = str(exc)[:200] or type(exc).__name__
+            return _rpc_error(400, INVALID_REQUEST, f"the request body could not be read: {reason}")
         if data is None:
-            return _rpc_error(413, INVALID_REQUEST, "the request body is larger than MAX_REQUEST_BYTES allows")
+            return _rpc_error(413, INVALID_REQUEST, BODY_TOO_LARGE)
         try:
             message: Any = orjson.loads(data)
         except orjson.JSONDecodeError as exc:

@@ -75,7 +75,10 @@ from gunicorn.http import wsgi
 from gunicorn.http.message import DEFAULT_MAX_HEADERFIELD_SIZE, MAX_HEADERS, _ip_in_allow_list
 from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
+from pgmcp_http.protocol.errors import INVALID_REQUEST
 from pgmcp_http.web import fastlane
+from pgmcp_http.web.http import BODY_TOO_LARGE
+from pgmcp_http.web.mcp import rpc_error_body
 
 __all__ = ["GuardedThreadWorker", "RequestBuffer"]
 
@@ -84,9 +87,12 @@ log = logging.getLogger(__name__)
 BUSY_CODE = -32000
 _DEFAULT_PRE_REQUEST = PreRequest.default
 _DEFAULT_POST_REQUEST = PostRequest.default
-_CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:[ \t]*(\d+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
+# At most 18 digits: a longer value is no length this server would accept, and Python refuses to
+# read a number of more than 4,300 digits; gunicorn's parser answers such a header.
+_CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:[ \t]*(\d{1,18})[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _CHUNKED = re.compile(rb"^transfer-encoding[ \t]*:.*chunked", re.IGNORECASE | re.MULTILINE)
 _MAX_HEADER_BYTES = 64 * 1024
+_CHUNKED_FRAMING_FACTOR = 8  # a chunked body of tiny chunks takes several bytes of framing per byte of data
 KEEPALIVE_LINGER_MS = 2
 """How long a thread that just answered waits for the same client's next request before handing the
 connection back to the event loop (only while no other request waits for a thread)."""
@@ -109,45 +115,67 @@ class RequestBuffer:
         self.started = time.monotonic()
         self.body_limit = body_limit
 
+    @property
+    def cap(self) -> int:
+        """The most bytes worth gathering: headers at their limit, then a body just over the limit (a
+        chunked one with its framing, at a few bytes per chunk)."""
+        return _MAX_HEADER_BYTES + _CHUNKED_FRAMING_FACTOR * (self.body_limit + 1)
+
+    def over_limit(self) -> bool:
+        """A chunked body whose data is already over the limit, or more bytes than any acceptable request
+        takes: refused by the worker itself (a chunked body's size is known only as it arrives, so the
+        application, reading it, would wait on the socket for bytes it is going to refuse)."""
+        if len(self.data) > self.cap:
+            return True
+        end = self.data.find(b"\r\n\r\n")
+        if end < 0 or not _CHUNKED.search(bytes(self.data[:end + 2])):
+            return False
+        return _chunks_read(self.data, end + 4)[1] > self.body_limit
+
     def complete(self) -> bool:
-        """True once headers and the body they announce have arrived (or the body is over the limit:
-        the application answers 413 from the headers alone)."""
+        """True once headers and the body they announce have arrived, or once a Content-Length body is
+        over the limit (the application answers 413 from the headers alone)."""
         end = self.data.find(b"\r\n\r\n")
         if end < 0:
             return len(self.data) > _MAX_HEADER_BYTES  # let gunicorn's parser refuse oversized headers
         headers = bytes(self.data[:end + 2])
         body = len(self.data) - end - 4
+        if _CHUNKED.search(headers):
+            return _chunks_read(self.data, end + 4)[0]
         if body > self.body_limit:
             return True
-        if _CHUNKED.search(headers):
-            return _chunks_complete(self.data, end + 4)
         match = _CONTENT_LENGTH.search(headers)
         wanted = int(match.group(1)) if match else 0
         return wanted > self.body_limit or body >= wanted
 
 
-def _chunks_complete(data: bytearray, position: int) -> bool:
-    """Whether a chunked body starting at ``position`` has arrived up to its last chunk and trailers.
+def _chunks_read(data: bytearray, position: int) -> tuple[bool, int]:
+    """For a chunked body starting at ``position``: whether it has arrived up to its last chunk and
+    trailers, and how many bytes of data the whole chunks so far hold.
 
     The framing is followed chunk by chunk (a chunk whose data happens to be
     ``0\\r\\n\\r\\n`` does not end the body); a malformed size line counts as
-    complete so that gunicorn's parser refuses it at once.
+    complete so that the parser refuses it at once.
     """
+    size_so_far = 0
     while True:
         line_end = data.find(b"\r\n", position)
         if line_end < 0:
-            return False
+            return False, size_so_far
         size_text = bytes(data[position:line_end]).split(b";", 1)[0].strip()
+        if len(size_text) > 16:
+            return True, size_so_far  # no chunk is that large: malformed
         try:
             size = int(size_text, 16)
         except ValueError:
-            return True
+            return True, size_so_far
         if size == 0:
             trailers = line_end + 2
-            return data.startswith(b"\r\n", trailers) or data.find(b"\r\n\r\n", trailers) >= 0
+            return data.startswith(b"\r\n", trailers) or data.find(b"\r\n\r\n", trailers) >= 0, size_so_far
         position = line_end + 2 + size + 2
         if position > len(data):
-            return False
+            return False, size_so_far + len(data) - (line_end + 2)  # this chunk's data so far included
+        size_so_far += size
 
 
 class FastLane:
@@ -169,9 +197,11 @@ class FastLane:
     @classmethod
     def for_worker(cls, worker: ThreadWorker) -> FastLane | None:
         """None where gunicorn's environ would differ from the lane's (a SCRIPT_NAME prefix, a Unix
-        socket, the PROXY protocol, request hooks) or where it applies no HTTP/1.1 (TLS, HTTP/2)."""
+        socket, the PROXY protocol, request hooks), where it applies no HTTP/1.1 (TLS, HTTP/2), or where
+        gunicorn's own access log or statsd is configured (the lane writes neither)."""
         cfg = worker.cfg
-        if (os.environ.get("SCRIPT_NAME") or cfg.is_ssl or cfg.proxy_protocol != "off"
+        if (os.environ.get("SCRIPT_NAME") or cfg.is_ssl or cfg.proxy_protocol != "off" or cfg.accesslog
+                or cfg.statsd_host
                 or cfg.pre_request is not _DEFAULT_PRE_REQUEST or cfg.post_request is not _DEFAULT_POST_REQUEST
                 or "h2" in (cfg.http_protocols or ())):
             return None
@@ -337,12 +367,15 @@ class GuardedThreadWorker(ThreadWorker):
                 if not chunk:
                     return False  # the client went away
                 buffer.data += chunk
-                if len(chunk) < 65536:
-                    break  # all there was, most likely; if the request is not whole, the event loop waits
+                if len(chunk) < 65536 or len(buffer.data) > buffer.cap:
+                    break  # all there was, most likely (or more than enough); if the request is not whole,
+                    # the event loop waits
         except (BlockingIOError, InterruptedError):
             pass
         except OSError:
             return _drop(conn)
+        if buffer.over_limit():
+            return self._refuse_too_large(conn)
         simple = self._fast_lane.read(conn, buffer.data) if self._fast_lane is not None else None
         if simple is not None or buffer.complete():
             conn.pgmcp_request = None
@@ -361,19 +394,25 @@ class GuardedThreadWorker(ThreadWorker):
         conn.data_ready = False  # wait on the event loop, not on this thread
         return _DEFER
 
+    def _refuse_too_large(self, conn: Any) -> bool:
+        """Answer 413 from the worker thread and close the connection (the rest of the body is not read)."""
+        conn.pgmcp_request = None
+        with contextlib.suppress(OSError):
+            conn.sock.sendall(_error_response(b"413 Request Entity Too Large", INVALID_REQUEST, BODY_TOO_LARGE))
+            conn.sock.shutdown(socket.SHUT_WR)
+        return False
+
     def _refuse_busy(self, conn: Any) -> None:
         """Answer 503 at once from the event loop, without a thread, and close the connection."""
         message = (f"server busy: {self._queue_limit} requests are already waiting in this worker; retry in a "
                    "moment (the operator can add workers or replicas, or raise REQUEST_QUEUE_LIMIT)")
-        body = orjson.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": BUSY_CODE, "message": message}})
-        head = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-                b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        response = _error_response(b"503 Service Unavailable", BUSY_CODE, message, b"Retry-After: 1\r\n")
         with contextlib.suppress(OSError):
             conn.sock.setblocking(False)
             with contextlib.suppress(BlockingIOError):
                 while conn.sock.recv(65536):  # take the request already sent, so closing sends no reset
                     pass
-            conn.sock.send(head + body)
+            conn.sock.send(response)
             conn.sock.shutdown(socket.SHUT_WR)
         self.nr_conns -= 1
         conn.close()
@@ -382,6 +421,13 @@ class GuardedThreadWorker(ThreadWorker):
             self._last_busy_log = now
             log.warning("answered 503 busy: more than REQUEST_QUEUE_LIMIT=%d requests were waiting for a thread",
                         self._queue_limit)
+
+
+def _error_response(status: bytes, code: int, message: str, extra_headers: bytes = b"") -> bytes:
+    """A whole HTTP response carrying a JSON-RPC error with id null, after which the connection closes."""
+    body = orjson.dumps(rpc_error_body(code, message))
+    return (b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n" + extra_headers
+            + b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
 def _drop(conn: Any) -> bool:
