@@ -157,3 +157,23 @@ def test_a_response_header_gunicorn_would_refuse_is_refused():
 
     with pytest.raises(ValueError, match="X-Bad"):
         fastlane.answer(app, {}, keep_alive=True, server_software="gunicorn")
+
+
+@pytest.mark.parametrize(("setting", "value"), [("accesslog", "-"), ("statsd_host", "127.0.0.1:8125")])
+def test_the_lane_steps_aside_for_gunicorns_access_log_and_statsd(setting, value):
+    """The lane writes neither gunicorn's access log nor its statsd metrics: with either configured,
+    every request goes through gunicorn's own path."""
+    from types import SimpleNamespace
+
+    from pgmcp_http.web.worker import FastLane
+
+    assert FastLane.for_worker(SimpleNamespace(cfg=Config())) is not None
+    cfg = Config()
+    cfg.set(setting, value)
+    assert FastLane.for_worker(SimpleNamespace(cfg=cfg)) is None
+
+
+def test_a_content_length_too_long_to_be_a_number_is_left_to_gunicorn():
+    """Python refuses to read a number of over 4,300 digits: the lane must decline, not raise."""
+    data = request("Content-Length: " + "9" * 5000, body=b"{}", length=False)
+    assert fastlane.read(data, LIMITS, trusted_peer=False) is None

@@ -31,6 +31,7 @@ from typing import Any
 __all__ = ["Limits", "SimpleRequest", "answer", "read"]
 
 PATH = "/mcp"
+_REQUEST_LINE = b"POST /mcp HTTP/1.1\r\n"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^`|~0-9A-Za-z]+")
 _PRINTABLE = re.compile(rb"[\x20-\x7e\t]*")
 _HEADER_VALUE = re.compile(r"[\x20-\x7e\t\x80-\xff]*")
@@ -66,7 +67,7 @@ def read(data: bytes | bytearray, limits: Limits, *, trusted_peer: bool) -> Simp
     would change the environ's ``wsgi.url_scheme`` (the lane leaves that to gunicorn).
     """
     end = data.find(b"\r\n\r\n")
-    if end < 0 or not data.startswith(b"POST /mcp HTTP/1.1\r\n"):
+    if end < 0 or not data.startswith(_REQUEST_LINE) or 0 < limits.line < len(_REQUEST_LINE):
         return None
     head = bytes(data[:end])
     if not _PRINTABLE.fullmatch(head.replace(b"\r\n", b"")):
@@ -88,8 +89,8 @@ def read(data: bytes | bytearray, limits: Limits, *, trusted_peer: bool) -> Simp
             return None  # a repeated field is refused (Host) or joined by gunicorn: its parser decides
         seen.add(name)
         if name == "CONTENT-LENGTH":
-            if not value.isdigit():
-                return None
+            if not value.isdigit() or len(value) > 18:
+                return None  # gunicorn answers a length no server would take
             length = int(value)
         elif name == "CONNECTION":
             tokens = {token.strip().lower() for token in value.split(",")}
