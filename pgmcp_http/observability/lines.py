@@ -4,7 +4,9 @@ These two write a line per request, so they skip the ``logging`` machinery
 (a LogRecord, the caller's frame, filters, a formatter and a handler lock
 cost more than building the line itself). A single ``write`` on a descriptor
 opened for appending keeps lines from every thread and every worker whole in
-one file or pipe; a line is built first, secrets removed, then written.
+one file, and in a pipe up to PIPE_BUF (4,096 bytes on Linux; a longer line,
+such as an audit record with a long statement, may interleave there with
+another process's); a line is built first, secrets removed, then written.
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ class LineWriter:
         """Write ``line`` (without its newline) with every configured secret replaced by [REDACTED]."""
         data = redact(line, self.secrets).encode("utf-8", "backslashreplace") + b"\n"
         try:
-            os.write(self._descriptor(), data)
+            descriptor = self._descriptor()
+            while data:  # a write can be cut short (a signal, a full pipe): the rest follows
+                data = data[os.write(descriptor, data):]
         except OSError as exc:  # never fail the request for it, but say so (as logging's handlers do)
             log.error("could not write a log line to %s: %s", self.target, exc)
 

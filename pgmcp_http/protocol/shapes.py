@@ -2,9 +2,12 @@
 
 Handshake revisions share one schema in ``mcp_types`` (2025-11-25's), so
 fields that older revisions lack are removed here first; modern results gain
-``resultType``, cache hints and the server-info stamp. Every result then goes
-through ``mcp_types.methods.serialize_server_result``, which validates it and
-drops anything the revision's schema does not define.
+``resultType``, cache hints and the server-info stamp. Every result but
+``tools/call``'s then goes through ``mcp_types.methods.serialize_server_result``,
+which validates it and drops anything the revision's schema does not define;
+``tools/call`` results are built here in exactly that shape (the validator
+would return them unchanged: ``tests/test_protocol_shapes.py``), and skip it
+because it is the hot path.
 """
 
 from __future__ import annotations
