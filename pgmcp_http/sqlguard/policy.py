@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 __all__ = ["SYSTEM_SCHEMAS", "GuardPolicy"]
@@ -61,10 +62,9 @@ class GuardPolicy:
                         definers: frozenset[tuple[str, str]]) -> str | None:
         """Why a statement calling ``called`` may not run, given the database's SECURITY DEFINER
         functions (``definers``, as (schema, name)); None when it may."""
+        by_name = _by_name(definers)
         for schema, name in sorted(called, key=lambda pair: (pair[0] or "", pair[1])):
-            for definer_schema, definer_name in definers:
-                if definer_name != name:
-                    continue
+            for definer_schema, definer_name in by_name.get(name, ()):
                 reachable = definer_schema == schema or (schema is None and (
                     not self.allowed_schemas or definer_schema in self.allowed_schemas))
                 if reachable and not self._definer_allowed(definer_schema, definer_name):
@@ -77,3 +77,13 @@ class GuardPolicy:
 
     def _definer_allowed(self, schema: str, name: str) -> bool:
         return name in self.allowed_definer_functions or f"{schema}.{name}" in self.allowed_definer_functions
+
+
+@functools.lru_cache(maxsize=8)
+def _by_name(definers: frozenset[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
+    """The SECURITY DEFINER functions by name, sorted: built once per list the cache hands out (a call names
+    a few functions; the database may have hundreds of definers)."""
+    index: dict[str, list[tuple[str, str]]] = {}
+    for schema, name in sorted(definers):
+        index.setdefault(name, []).append((schema, name))
+    return index
