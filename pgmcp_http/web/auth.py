@@ -115,14 +115,10 @@ class Gate:
         if not tokens and jwts is None:
             return Admission(self.identities.anonymous)
         offered = presented_credentials(headers, self.header)
-        accepted = False
-        for value in offered:
-            accepted |= tokens.matches(value)
-        if accepted:
-            for value in offered:
-                number = tokens.match(value)
-                if number >= 0:
-                    return Admission(self.identities.caller(number), _digest(value).hex()[:16])
+        numbers = [tokens.match(value) for value in offered]  # every value compared, whatever the first gives
+        for value, number in zip(offered, numbers, strict=True):
+            if number >= 0:
+                return Admission(self.identities.caller(number), _digest(value).hex()[:16])
         if jwts is not None:
             for value in offered:
                 caller = jwts.caller(value)

@@ -20,7 +20,7 @@ from typing import Any
 
 from pgmcp_http.identity import Caller
 
-__all__ = ["Exchange", "begin", "current", "finish", "new_request_id", "note", "request_id_of"]
+__all__ = ["Exchange", "begin", "current", "finish", "note", "request_id_of"]
 
 MAX_REQUEST_ID = 128
 
@@ -58,10 +58,6 @@ class _RequestIds:
 
 
 _ids = _RequestIds()
-
-
-def new_request_id() -> str:
-    return _ids.new()
 
 
 def request_id_of(incoming: str | None) -> str:

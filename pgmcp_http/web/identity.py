@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pgmcp_http.identity import ANONYMOUS, Caller, RolePolicy
-from pgmcp_http.web.exchange import current
 
-__all__ = ["Identities", "request_caller"]
+__all__ = ["Identities"]
 
 
 class Identities:
@@ -27,7 +26,3 @@ class Identities:
         return self._callers[number]
 
 
-def request_caller() -> Caller | None:
-    """This request's caller (set once its credential is accepted), or None outside an authorized request."""
-    exchange = current()
-    return exchange.identity if exchange is not None else None
