@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import ClassVar
 
 import psycopg
+import psycopg2
+import psycopg2.extensions
 import pytest
 
 from pgmcp_http import devdb
@@ -21,6 +24,7 @@ from pgmcp_http.db import (
 )
 from pgmcp_http.sqlguard import Guard, GuardPolicy
 from pgmcp_http.tools import Toolbox, ToolContext, builtin_tools
+from tests.helpers import wait_until
 
 
 def make_database(url: str, *, size: int = 2, acquire_timeout_s: float = 0.3, idle_timeout_s: float = 60,
@@ -141,3 +145,49 @@ def test_a_pool_starts_while_postgres_is_down_and_says_so(pg):
             tx.rows("SELECT 1")
     assert db.pool.stats().connect_errors == 1 and db.pool.stats().open == 0
     db.close()
+
+
+class _HeldCancel(psycopg2.extensions.connection):
+    """A real connection whose cancel request waits for the test's go-ahead (one event per request)."""
+
+    releases: ClassVar[list[threading.Event]] = []
+
+    def cancel(self) -> None:
+        gate = threading.Event()
+        _HeldCancel.releases.append(gate)
+        gate.wait(5)
+        super().cancel()
+
+
+def test_a_connection_is_not_returned_while_any_cancel_is_on_its_way(pg):
+    """Two threads cancel the statement of the same borrower: the connection goes back to the pool only
+    after both requests went out, so neither can reach the connection's next borrower."""
+    _HeldCancel.releases = []
+    pool = Pool(connect=lambda: psycopg2.connect(pg.readonly_url, connection_factory=_HeldCancel), size=1,
+                acquire_timeout_s=5, idle_timeout_s=60)
+    holding, finish = threading.Event(), threading.Event()
+    holder_id: list[int] = []
+
+    def borrow() -> None:
+        with pool.connection():
+            holder_id.append(threading.get_ident())
+            holding.set()
+            finish.wait(5)
+
+    borrower = threading.Thread(target=borrow)
+    borrower.start()
+    holding.wait(5)
+    cancellers = [threading.Thread(target=pool.cancel_held_by, args=(holder_id[0],)) for _ in range(2)]
+    for thread in cancellers:
+        thread.start()
+    wait_until(lambda: len(_HeldCancel.releases) == 2, what="both cancel requests under way")
+    _HeldCancel.releases[0].set()  # the first request goes out; the second is still on its way
+    finish.set()
+    time.sleep(0.3)
+    assert borrower.is_alive() and pool.stats().in_use == 1  # the borrower waits to give it back
+    _HeldCancel.releases[1].set()
+    borrower.join(5)
+    for thread in cancellers:
+        thread.join(5)
+    assert not borrower.is_alive() and pool.stats().in_use == 0
+    pool.close()

@@ -27,6 +27,7 @@ be shared between processes.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import select
@@ -128,7 +129,8 @@ class Pool:
         self._lock = threading.Lock()
         self._last_used: dict[int, float] = {}
         self._holders: dict[int, ext.connection] = {}  # thread ident -> the connection it borrowed
-        self._cancelling: set[int] = set()  # id() of connections a cancel request is on its way to
+        # id() of connections cancel requests are on their way to, and how many (two threads may cancel one)
+        self._cancelling: collections.Counter[int] = collections.Counter()
         self._cancel_sent = threading.Condition(self._lock)
         self._waiting = 0
         self._waits = 0
@@ -190,7 +192,7 @@ class Pool:
             conn = self._holders.get(thread_id)
             if conn is None or conn.closed:
                 return False
-            self._cancelling.add(id(conn))
+            self._cancelling[id(conn)] += 1
         try:
             conn.cancel()
         except psycopg2.Error as exc:
@@ -198,7 +200,9 @@ class Pool:
             return False
         finally:
             with self._lock:
-                self._cancelling.discard(id(conn))
+                self._cancelling[id(conn)] -= 1
+                if not self._cancelling[id(conn)]:
+                    del self._cancelling[id(conn)]
                 self._cancel_sent.notify_all()
         return True
 
