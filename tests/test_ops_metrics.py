@@ -6,6 +6,8 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -391,3 +393,24 @@ def test_a_tool_calls_verdict_on_the_database_is_written_at_once_when_it_changes
     now[0] += 0.6
     metrics.tool_called("query", {}, "ok", 0.01)
     assert value() == 1  # a second later it is
+
+
+def test_a_second_metrics_object_in_one_process_keeps_the_same_value_class(tmp_path):
+    """Each of prometheus_client's multiprocess value classes keeps its own table of open files: a second
+    one in the same process would write the same <type>_<pid>.db through a second table."""
+    where = str(tmp_path)
+    script = (
+        "from prometheus_client import values\n"
+        "from pgmcp_http.observability.metrics import Metrics\n"
+        f"kw = dict(multiprocess_dir={where!r}, tools=['query'], methods=['tools/call'], versions=['2025-11-25'],\n"
+        "          slow_query_ms=0, memory_limit=None)\n"
+        "first = Metrics(**kw)\n"
+        "chosen = values.ValueClass\n"
+        "second = Metrics(**kw)\n"
+        "assert values.ValueClass is chosen, 'replaced again'\n"
+        "print('same')\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=Path(__file__).parent.parent,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "same", done.stderr

@@ -61,10 +61,12 @@ class Metrics:
                 "add up; start the server with gunicorn.conf.py (it sets the directory first)"
             )
         self.multiprocess_dir = multiprocess_dir
-        if multiprocess_dir is not None:
+        if multiprocess_dir is not None and not getattr(values.ValueClass, "_pgmcp_pid", False):
             # Each value checks on every write whether the process forked; let it read the remembered
-            # pid instead of calling getpid() (a dozen writes per tool call).
+            # pid instead of calling getpid() (a dozen writes per tool call). Once per process: each
+            # such class keeps its own table of open files, and two would write one file each their way.
             values.ValueClass = values.MultiProcessValue(process_identifier=process.pid)
+            values.ValueClass._pgmcp_pid = True
         self.registry = CollectorRegistry(auto_describe=True)
         self._methods = frozenset(methods)
         self._versions = frozenset(versions)
