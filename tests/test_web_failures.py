@@ -44,6 +44,10 @@ def test_an_unexpected_failure_is_a_500_json_rpc_error_and_the_app_goes_on(pg, t
         assert error["code"] == -32603 and "request id boom-1" in error["message"]
         assert "a bug below the web layer" not in reply.get_data(as_text=True)  # details stay in the log
         assert any(r.getMessage() == "unhandled error" and r.exc_info for r in caplog.records)
+        registry = runtime.metrics.registry
+        assert registry.get_sample_value("flask_http_request_exceptions_total",
+                                         {"method": "POST", "status": "500"}) == 1
+        assert registry.get_sample_value("flask_http_request_total", {"method": "POST", "status": "500"}) == 1
         [record] = [json.loads(line) for line in audit.read_text().splitlines()]
         assert record["request_id"] == "boom-1" and record["outcome"] == "error"
 
