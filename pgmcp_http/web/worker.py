@@ -374,9 +374,9 @@ class GuardedThreadWorker(ThreadWorker):
             pass
         except OSError:
             return _drop(conn)
-        if buffer.over_limit():
-            return self._refuse_too_large(conn)
         simple = self._fast_lane.read(conn, buffer.data) if self._fast_lane is not None else None
+        if simple is None and buffer.over_limit():  # the lane takes no chunked body and nothing over its length
+            return self._refuse_too_large(conn)
         if simple is not None or buffer.complete():
             conn.pgmcp_request = None
             if not conn.sock.getblocking():
