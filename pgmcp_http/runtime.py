@@ -18,7 +18,7 @@ import psycopg2.extensions as ext
 from mcp_types import methods as wire
 
 from pgmcp_http import SERVICE_NAME, __version__, process
-from pgmcp_http.catalog import Visibility, role_warnings
+from pgmcp_http.catalog import role_warnings
 from pgmcp_http.catalog.definers import DefinerCache
 from pgmcp_http.completions import Completions
 from pgmcp_http.config import Settings, clean_database_url
@@ -94,6 +94,7 @@ class Runtime:
             max_length=settings.max_query_length,
         )
         self.guard = Guard(self.policy)
+        self.roles = _role_policy(settings)
         self.context = ToolContext(
             guard=self.guard,
             policy=self.policy,
@@ -101,6 +102,7 @@ class Runtime:
             read_only=settings.read_only,
             ceiling=CostCeiling(max_cost=settings.max_query_cost, max_rows=settings.max_estimated_rows),
             definers=DefinerCache(ttl_s=settings.definer_check_cache_ms / 1000),
+            roles_mapped=self.roles.mapped,
         )
         # TOOLS_FILE is checked here, in the gunicorn master before fork (preload_app), on a connection
         # of its own that is closed again; ToolsFileError stops start-up (see wsgi.py).
@@ -117,7 +119,6 @@ class Runtime:
             memory_limit=self.memory_limit,
         )
         self.sampler = ProcessSampler(measure=memory_usage, publish=self.metrics.publish_process)
-        self.roles = _role_policy(settings)
         if self.roles.mapped:
             self._check_login_role()
         self.audit = AuditTrail(target=settings.audit_log, sql=settings.audit_sql, secrets=settings.secret_values())
@@ -133,7 +134,7 @@ class Runtime:
             observers=(self.metrics, SlowCallLog(settings.slow_query_ms)),
             tracer=self.tracing,
         )
-        self.resources = Resources(database=self.database, visibility=Visibility.from_policy(self.policy))
+        self.resources = Resources(database=self.database, visibility=self.context.visibility)
         self.server = McpServer(
             identity=ServerIdentity(name=SERVICE_NAME, title="PostgreSQL MCP Server", version=__version__,
                                     instructions=INSTRUCTIONS if any(spec.name == "query" for spec in tools)
@@ -141,7 +142,7 @@ class Runtime:
             tools=self.toolbox,
             resources=self.resources,
             prompts=Prompts(schema_allowed=self.policy.schema_allowed),
-            completions=Completions(database=self.database, visibility=Visibility.from_policy(self.policy)),
+            completions=Completions(database=self.database, visibility=self.context.visibility),
         )
         self.sessions = SessionCodec(settings.session_secret, ttl_s=settings.session_ttl_s)
         self.dispatcher = Dispatcher(

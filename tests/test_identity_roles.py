@@ -21,7 +21,7 @@ from pgmcp_http.config import ConfigError, load_settings
 from pgmcp_http.identity import RolePolicy
 from pgmcp_http.sqlguard import GuardPolicy, Refusal
 from pgmcp_http.sqlguard.guard import check
-from tests.helpers import GUNICORN, REPO, call_tool, modern_rpc, start_server
+from tests.helpers import GUNICORN, REPO, call_tool, modern_rpc, serving, start_server
 from tests.identity_fixtures import ANALYST, LOGIN, NOBODY, SUPPORT, TOKENS, IdentityDb, pgbouncer, prepare
 
 ESCAPES = [
@@ -310,3 +310,37 @@ def test_jwt_settings_are_checked(tmp_path):
     hmac = load_settings({**base, "JWT_KEY_FILE": str(secret), "JWT_AUDIENCE": "a", "JWT_ALGORITHMS": "HS256",
                           "REQUIRE_AUTH": "true"})
     assert hmac.jwt is not None and "s" * 40 in hmac.secret_values()
+
+
+@pytest.fixture(scope="module")
+def optional_roles_server(idb, tmp_path_factory):
+    """Roles mapped but not required: frank, with no role of his own, runs as the NOINHERIT login role."""
+    with serving(idb.login_url, tmp_path_factory.mktemp("roles-optional"), workers=1, threads=2,
+                 env={"AUTH_TOKENS_FILE": str(idb.tokens_file)}) as server:
+        yield server
+
+
+def test_a_caller_on_the_login_role_sees_only_what_the_login_role_may_use(optional_roles_server):
+    """The login role may read docs (granted for TOOLS_FILE) but not analyst_notes; frank runs as it and
+    must not learn analyst_notes exists, from any catalog view, while alice (analyst) still sees it."""
+    server, frank, alice = optional_roles_server, TOKEN_HEADERS["frank"], TOKEN_HEADERS["alice"]
+    assert rows(server, "frank", "SELECT current_user AS who")["structuredContent"]["rows"] == [{"who": LOGIN}]
+    listed = call_tool(server, "list_tables", {}, headers=frank)
+    assert {entry["name"] for entry in listed["structuredContent"]["tables"]} == {"docs"}
+    described = call_tool(server, "describe_table", {"table_name": "analyst_notes"}, headers=frank)
+    assert described["isError"] and "no table or view named public.analyst_notes" in described["content"][0]["text"]
+    uris = {entry["uri"] for entry in modern_rpc(server.url, "resources/list", {}, headers=frank)
+            .body["result"]["resources"]}
+    assert "postgres://table/public/docs" in uris and "postgres://table/public/analyst_notes" not in uris
+    read = modern_rpc(server.url, "resources/read", {"uri": "postgres://table/public/analyst_notes"}, headers=frank)
+    assert read.body["error"]["code"] == -32002
+    ref = {"type": "ref/resource", "uri": "postgres://table/{schema}/{table}"}
+    completed = modern_rpc(server.url, "completion/complete",
+                           {"ref": ref, "argument": {"name": "table", "value": ""},
+                            "context": {"arguments": {"schema": "public"}}}, headers=frank)
+    assert completed.body["result"]["completion"]["values"] == ["docs"]
+    alice_uris = {entry["uri"] for entry in modern_rpc(server.url, "resources/list", {}, headers=alice)
+                 .body["result"]["resources"]}
+    assert "postgres://table/public/analyst_notes" in alice_uris
+    alice_tables = call_tool(server, "list_tables", {}, headers=alice)["structuredContent"]["tables"]
+    assert {"docs", "analyst_notes"} <= {entry["name"] for entry in alice_tables}

@@ -143,11 +143,11 @@ def find_relation(tx: Transaction, visibility: Visibility, *, schema: str, name:
     secrets are not revealed by the difference.
     """
     if visibility.table_visible(schema, name):
-        found = tx.rows(_FIND_SQL, {"schema": schema, "name": name})
+        found = tx.rows(_FIND_SQL, visibility.params(schema=schema, name=name))
         if found:
             return int(found[0]["oid"])
     candidates = [f"{row['schema']}.{row['name']}"
-                  for row in tx.rows(_CANDIDATES_SQL, {"allowed": visibility.schema_filter()})
+                  for row in tx.rows(_CANDIDATES_SQL, visibility.params())
                   if visibility.table_visible(row["schema"], row["name"])]
     wanted = f"{schema}.{name}"
     close = difflib.get_close_matches(wanted, candidates, n=3, cutoff=0.6)

@@ -44,7 +44,7 @@ ORDER BY 3
 
 def list_functions(tx: Transaction, visibility: Visibility, *, schema: str | None = None) -> list[dict[str, Any]]:
     """User functions (not those of extensions) in the visible schemas."""
-    rows = tx.rows(_LIST_SQL, {"schema": schema, "allowed": visibility.schema_filter()})
+    rows = tx.rows(_LIST_SQL, visibility.params(schema=schema))
     return [row for row in rows if visibility.schema_visible(row["schema"])]
 
 
@@ -52,4 +52,4 @@ def describe_function(tx: Transaction, visibility: Visibility, *, schema: str, n
     """Every overload of ``schema.name``: signature, result, language, volatility, source."""
     if not visibility.schema_visible(schema):
         return []
-    return tx.rows(_DESCRIBE_SQL, {"schema": schema, "name": name})
+    return tx.rows(_DESCRIBE_SQL, visibility.params(schema=schema, name=name))

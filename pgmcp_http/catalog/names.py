@@ -76,21 +76,18 @@ def _run(tx: Transaction, sql: str, params: dict[str, object]) -> NameMatches:
 
 
 def schema_names(tx: Transaction, visibility: Visibility, prefix: str, *, limit: int) -> NameMatches:
-    return _run(tx, _SCHEMAS_SQL, {"allowed": visibility.schema_filter(), "prefix": _pattern(prefix),
-                                   "limit": limit})
+    return _run(tx, _SCHEMAS_SQL, visibility.params(prefix=_pattern(prefix), limit=limit))
 
 
 def table_names(tx: Transaction, visibility: Visibility, prefix: str, *, schema: str | None,
                 limit: int) -> NameMatches:
     """Tables and views (partitions folded under their parent), in one schema or every visible one."""
     names, qualified = visibility.blocked_lists()
-    return _run(tx, _TABLES_SQL, {"allowed": visibility.schema_filter(), "schema": schema,
-                                  "prefix": _pattern(prefix), "blocked_names": names,
-                                  "blocked_qualified": qualified, "limit": limit})
+    return _run(tx, _TABLES_SQL, visibility.params(schema=schema, prefix=_pattern(prefix), blocked_names=names,
+                                                    blocked_qualified=qualified, limit=limit))
 
 
 def function_names(tx: Transaction, visibility: Visibility, prefix: str, *, schema: str | None,
                    limit: int) -> NameMatches:
     """User functions (not an extension's), one entry per name whatever its overloads."""
-    return _run(tx, _FUNCTIONS_SQL, {"allowed": visibility.schema_filter(), "schema": schema,
-                                     "prefix": _pattern(prefix), "limit": limit})
+    return _run(tx, _FUNCTIONS_SQL, visibility.params(schema=schema, prefix=_pattern(prefix), limit=limit))

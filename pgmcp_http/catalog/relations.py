@@ -87,7 +87,7 @@ def human_bytes(size: int) -> str:
 
 def list_schemas(tx: Transaction, visibility: Visibility) -> list[dict[str, Any]]:
     """Schemas a caller may see, with owner and comment."""
-    return tx.rows(_SCHEMAS_SQL, {"allowed": visibility.schema_filter()})
+    return tx.rows(_SCHEMAS_SQL, visibility.params())
 
 
 def list_relations(tx: Transaction, visibility: Visibility, *, schema: str | None = None) -> list[dict[str, Any]]:
@@ -105,11 +105,11 @@ def relations_page(tx: Transaction, visibility: Visibility, *, schema: str | Non
     are dropped after the read, so a page may hold fewer than ``limit``.
     Partitions are folded under their parent unless ``include_partitions``.
     """
-    found = tx.rows(_RELATIONS_SQL, {
-        "schema": schema, "allowed": visibility.schema_filter(), "pattern": name_pattern,
-        "include_partitions": include_partitions, "after_schema": after[0] if after else None,
-        "after_name": after[1] if after else None, "limit": None if limit is None else limit + 1,
-    })
+    found = tx.rows(_RELATIONS_SQL, visibility.params(
+        schema=schema, pattern=name_pattern, include_partitions=include_partitions,
+        after_schema=after[0] if after else None, after_name=after[1] if after else None,
+        limit=None if limit is None else limit + 1,
+    ))
     more = limit is not None and len(found) > limit
     if more:
         found = found[:limit]

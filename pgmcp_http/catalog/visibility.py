@@ -1,12 +1,15 @@
 """Which schemas and tables the configuration lets callers see.
 
-A caller whose SQL runs as a role of its own (``SET LOCAL ROLE``, so
-``current_user`` differs from ``session_user``) also sees only what that role
-may use, the way ``information_schema`` shows objects: schemas with USAGE,
-relations with some privilege on them or on one of their columns, functions
-with EXECUTE. The ``ACCESSIBLE_*_SQL`` fragments say so inside the catalog
-queries (they expect ``n`` for pg_namespace, ``c`` for pg_class, ``p`` for
-pg_proc); without a role switch they are true and change nothing.
+When any role mapping is configured, every caller sees only what the role
+its SQL runs as may use, the way ``information_schema`` shows objects: schemas
+with USAGE, relations with some privilege on them or on one of their columns,
+functions with EXECUTE. That includes a caller with no role of its own, which
+runs as the login role: with a NOINHERIT login role (the recommended set-up)
+it can read nothing, so it is shown nothing. Without any mapping the login
+role is every caller's role and the filters change nothing, as before roles
+existed. The ``ACCESSIBLE_*_SQL`` fragments say so inside the catalog queries
+(they expect ``n`` for pg_namespace, ``c`` for pg_class, ``p`` for pg_proc,
+and the parameter ``by_privilege``, which :meth:`Visibility.params` gives).
 """
 
 from __future__ import annotations
@@ -20,26 +23,33 @@ __all__ = ["ACCESSIBLE_FUNCTION_SQL", "ACCESSIBLE_RELATION_SQL", "ACCESSIBLE_SCH
 
 HIDDEN_SCHEMA_PATTERNS = ("pg_catalog", "information_schema", "pg_toast%", "pg_temp_%")
 
-ACCESSIBLE_SCHEMA_SQL = "(current_user = session_user OR pg_catalog.has_schema_privilege(n.oid, 'USAGE'))"
+ACCESSIBLE_SCHEMA_SQL = "(NOT %(by_privilege)s OR pg_catalog.has_schema_privilege(n.oid, 'USAGE'))"
 ACCESSIBLE_RELATION_SQL = (
-    "(current_user = session_user OR (pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND "
+    "(NOT %(by_privilege)s OR (pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND "
     "(pg_catalog.has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') OR "
     "pg_catalog.has_any_column_privilege(c.oid, 'SELECT, INSERT, UPDATE, REFERENCES'))))"
 )
-ACCESSIBLE_FUNCTION_SQL = ("(current_user = session_user OR (pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND "
+ACCESSIBLE_FUNCTION_SQL = ("(NOT %(by_privilege)s OR (pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND "
                            "pg_catalog.has_function_privilege(p.oid, 'EXECUTE')))")
 
 
 @dataclass(frozen=True)
 class Visibility:
-    """ALLOWED_SCHEMAS and BLOCKED_TABLES as the catalog code applies them."""
+    """ALLOWED_SCHEMAS and BLOCKED_TABLES as the catalog code applies them; ``by_privilege`` when a role
+    mapping is configured (each caller then sees what its role, or the login role, may use)."""
 
     allowed_schemas: tuple[str, ...]
     blocked_tables: tuple[str, ...]
+    by_privilege: bool = False
 
     @classmethod
-    def from_policy(cls, policy: GuardPolicy) -> Visibility:
-        return cls(allowed_schemas=policy.allowed_schemas, blocked_tables=policy.blocked_tables)
+    def from_policy(cls, policy: GuardPolicy, *, by_privilege: bool = False) -> Visibility:
+        return cls(allowed_schemas=policy.allowed_schemas, blocked_tables=policy.blocked_tables,
+                   by_privilege=by_privilege)
+
+    def params(self, **params: object) -> dict[str, object]:
+        """``params`` plus what the catalog queries' visibility filters read (``allowed``, ``by_privilege``)."""
+        return {"allowed": self.schema_filter(), "by_privilege": self.by_privilege, **params}
 
     def schema_visible(self, schema: str) -> bool:
         if schema in ("pg_catalog", "information_schema") or schema.startswith(("pg_toast", "pg_temp_")):

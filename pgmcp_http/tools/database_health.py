@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pgmcp_http.catalog import Visibility
 from pgmcp_http.catalog.health import SECTIONS, ServerFacts, health_sections, server_facts
 from pgmcp_http.catalog.relations import human_bytes
 from pgmcp_http.db import Transaction
@@ -325,7 +324,7 @@ def _header(facts: ServerFacts) -> dict[str, Any]:
 def run_database_health(tx: Transaction, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     threshold = float(args.get("long_running_seconds", DEFAULT_LONG_RUNNING_SECONDS))
     facts = server_facts(tx)
-    sections = health_sections(tx, Visibility.from_policy(ctx.policy), facts,
+    sections = health_sections(tx, ctx.visibility, facts,
                                sections=args.get("sections") or SECTIONS,
                                limit=args.get("limit", DEFAULT_LIMIT), threshold_seconds=threshold)
     findings: list[str] = []

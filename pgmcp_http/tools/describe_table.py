@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pgmcp_http.catalog import Visibility, describe_relation, find_relation
+from pgmcp_http.catalog import describe_relation, find_relation
 from pgmcp_http.catalog.describe import NotFound
 from pgmcp_http.db import Transaction
 from pgmcp_http.tools.spec import ToolContext, ToolError, ToolSpec
@@ -43,7 +43,7 @@ OUTPUT_SCHEMA: dict[str, Any] = {
 
 
 def run_describe_table(tx: Transaction, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-    visibility = Visibility.from_policy(ctx.policy)
+    visibility = ctx.visibility
     schema = args.get("schema_name") or "public"
     try:
         oid = find_relation(tx, visibility, schema=schema, name=args["table_name"])

@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 
-from pgmcp_http.catalog import Visibility
 from pgmcp_http.catalog.relations import relations_page
 from pgmcp_http.db import Transaction
 from pgmcp_http.tools.spec import ToolContext, ToolError, ToolSpec
@@ -68,7 +67,7 @@ OUTPUT_SCHEMA: dict[str, Any] = {
 def run_list_tables(tx: Transaction, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     page = relations_page(
         tx,
-        Visibility.from_policy(ctx.policy),
+        ctx.visibility,
         schema=args.get("schema_name"),
         name_pattern=args.get("name_pattern"),
         include_partitions=bool(args.get("include_partitions", False)),

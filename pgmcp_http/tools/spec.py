@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgmcp_http.catalog.definers import DefinerCache
+from pgmcp_http.catalog.visibility import Visibility
 from pgmcp_http.db import RowLimits, Transaction
 from pgmcp_http.sqlguard import Guard, GuardPolicy
 
@@ -42,7 +43,8 @@ class CostCeiling:
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What every tool may consult besides its arguments: the guard and the limits."""
+    """What every tool may consult besides its arguments: the guard and the limits. ``roles_mapped`` is
+    True when any role mapping is configured (the catalog then shows each caller what its role may use)."""
 
     guard: Guard
     policy: GuardPolicy
@@ -50,6 +52,12 @@ class ToolContext:
     read_only: bool
     ceiling: CostCeiling = field(default_factory=CostCeiling)
     definers: DefinerCache = field(default_factory=DefinerCache)
+    roles_mapped: bool = False
+
+    @property
+    def visibility(self) -> Visibility:
+        """What the catalog tools may show (see :mod:`pgmcp_http.catalog.visibility`)."""
+        return Visibility.from_policy(self.policy, by_privilege=self.roles_mapped)
 
 
 ToolFn = Callable[[Transaction, dict[str, Any], ToolContext], dict[str, Any]]
