@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from tests.helpers import scratch_database, serving
+from tests.test_tools_ceiling import nested
 from tests.test_tools_core import failure, ok
 
 DB = "pgmcp_plans"
@@ -146,3 +147,17 @@ def test_analyze_never_runs_the_statement(planner):
     # One Aggregate, or a Finalize and a Partial one when the planner goes parallel (it may, once
     # autovacuum has been through the table).
     assert data["summary"]["node_types"]["Aggregate"] in (1, 2)
+
+
+@pytest.mark.parametrize(("levels", "word"), [(16, "Infinity"), (17, "NaN")])
+def test_a_plan_whose_estimate_overflows_is_shown_with_a_note(planner, levels, word):
+    """PostgreSQL prints such costs as bare Infinity / NaN (not JSON): the plan is shown, the costs as those
+    words, and the digest says the estimate overflowed, where it used to be an internal error."""
+    data = analyze(planner, nested(levels))
+    summary = data["summary"]
+    assert summary["total_cost"] == word and summary["estimate_overflowed"] is True
+    assert "the planner's estimate overflowed" in summary["note"]
+    assert data["plan"][0]["Plan"]["Total Cost"] == word
+    assert summary["estimated_rows"] == 1 and summary["node_types"]["Aggregate"] >= levels
+    plain = analyze(planner, "SELECT id FROM accounts WHERE id = 1")["summary"]
+    assert "estimate_overflowed" not in plain and isinstance(plain["total_cost"], float)

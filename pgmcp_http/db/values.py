@@ -11,7 +11,11 @@ server's text output straight into JSON-ready Python values:
   ``infinity`` and BC dates keep PostgreSQL's spelling;
 - interval: ISO 8601 durations (the transaction sets ``IntervalStyle``);
 - bytea: ``"base64:<data>"``;
-- json/jsonb: the JSON value itself;
+- json/jsonb: the JSON value itself; a JSON ``null`` is :data:`JSON_NULL`
+  (written as ``null`` by orjson, but not ``None``, so the text formats can
+  tell it from SQL NULL); the non-numbers ``Infinity``, ``-Infinity`` and
+  ``NaN`` that ``EXPLAIN (FORMAT JSON)`` prints unquoted for estimates that
+  overflow become those words as strings, as for float8;
 - ranges: PostgreSQL's text (``[1,5)``);
 - arrays of all of these: lists; every other type: PostgreSQL's text.
 """
@@ -19,6 +23,8 @@ server's text output straight into JSON-ready Python values:
 from __future__ import annotations
 
 import base64
+import enum
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +32,7 @@ from typing import Any
 import orjson
 import psycopg2.extensions as ext
 
-__all__ = ["BYTEA_PREFIX", "register_casters"]
+__all__ = ["BYTEA_PREFIX", "JSON_NULL", "JsonNull", "register_casters"]
 
 BYTEA_PREFIX = "base64:"
 
@@ -74,10 +80,37 @@ def _bytea(value: str | None, _cur: Any) -> str | None:
     return BYTEA_PREFIX + base64.b64encode(bytes.fromhex(value[2:])).decode("ascii")
 
 
+class JsonNull(enum.Enum):
+    """A json/jsonb value that is JSON's ``null``, as opposed to SQL NULL (``None``).
+
+    orjson writes an enum member as its value, so it is ``null`` in every JSON
+    the server sends; only the csv and table formats, which must show the
+    difference, look for it. It is falsy, like ``None``.
+    """
+
+    NULL = None
+
+    def __bool__(self) -> bool:
+        return False
+
+
+JSON_NULL = JsonNull.NULL
+
+
+def _non_number(word: str) -> str:
+    return word  # "Infinity", "-Infinity" or "NaN": JSON has no such numbers; keep the word, as for float8
+
+
 def _json(value: str | None, _cur: Any) -> Any:
     if value is None:
         return None
-    return orjson.loads(value)
+    try:
+        decoded = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        # Not JSON: EXPLAIN prints overflowed estimates as bare Infinity or NaN. The standard library reads
+        # them (a few ms on such a plan, and only then); anything else it refuses too, as it should.
+        decoded = json.loads(value, parse_constant=_non_number)
+    return JSON_NULL if decoded is None else decoded
 
 
 # (scalar OIDs, array OIDs, name, cast function)

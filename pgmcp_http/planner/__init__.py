@@ -6,6 +6,7 @@ handed in by the caller; the ``analyze_query`` tool does the database work
 """
 
 from pgmcp_http.planner.advice import Candidate, RelationFacts, advise
-from pgmcp_http.planner.digest import digest, plan_relations, uses_index
+from pgmcp_http.planner.digest import digest, estimate, overflowed, plan_relations, uses_index
 
-__all__ = ["Candidate", "RelationFacts", "advise", "digest", "plan_relations", "uses_index"]
+__all__ = ["Candidate", "RelationFacts", "advise", "digest", "estimate", "overflowed", "plan_relations",
+           "uses_index"]

@@ -2,20 +2,37 @@
 
 EXPLAIN's JSON is precise but long; an agent asked "why is this slow?" needs
 the few facts below, each naming the relation it is about.
+
+A plan's estimates are numbers, except when one overflows: PostgreSQL then
+prints ``Infinity`` or ``NaN`` (decoded as those words, see
+:mod:`pgmcp_http.db.values`). :func:`estimate` reads either form, and the
+digest says when the planner could not put a number on the plan.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["digest", "nodes", "plan_relations", "relation_of", "uses_index"]
+__all__ = ["digest", "estimate", "nodes", "overflowed", "plan_relations", "relation_of", "uses_index"]
 
 JOIN_NODES = frozenset({"Nested Loop", "Hash Join", "Merge Join"})
 SCAN_NODES = frozenset({"Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Bitmap Index Scan",
                         "Tid Scan", "Tid Range Scan", "Sample Scan"})
 _CONDITIONS = ("Hash Cond", "Merge Cond", "Join Filter")
+
+
+def estimate(value: Any) -> float:
+    """A cost or row estimate as a float: numbers as they are, ``"Infinity"`` and ``"NaN"`` as inf and nan."""
+    return float(value) if value is not None else 0.0
+
+
+def overflowed(plan: dict[str, Any]) -> bool:
+    """Whether any node's cost or row estimate is not a finite number (the planner's arithmetic overflowed)."""
+    return any(not math.isfinite(estimate(node.get(key))) for node in nodes(plan)
+               for key in ("Startup Cost", "Total Cost", "Plan Rows"))
 
 
 def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -83,10 +100,11 @@ def _spill(node: dict[str, Any], work_mem: int, hash_mem: int) -> dict[str, Any]
     hashed = kind == "Hash" or (kind == "Aggregate" and node.get("Strategy") == "Hashed")
     if kind not in ("Sort", "Incremental Sort") and not hashed:
         return None
-    estimated = int(node.get("Plan Rows", 0) * node.get("Plan Width", 0))
+    size = estimate(node.get("Plan Rows")) * estimate(node.get("Plan Width"))
     limit = hash_mem if hashed else work_mem
-    if estimated <= limit:
+    if not math.isfinite(size) or size <= limit:  # an overflowed estimate says nothing about memory
         return None
+    estimated = int(size)
     entry: dict[str, Any] = {"node": kind, "estimated_bytes": estimated, "memory_limit_bytes": limit,
                              "setting": "work_mem * hash_mem_multiplier" if hashed else "work_mem"}
     if node.get("Sort Key"):
@@ -113,6 +131,11 @@ def digest(document: dict[str, Any], *, table_rows: dict[str, float], work_mem: 
         "scans": [_scan(node, table_rows) for node in all_nodes if relation_of(node) is not None],
         "may_spill": [entry for node in all_nodes if (entry := _spill(node, work_mem, hash_mem)) is not None],
     }
+    if overflowed(plan):
+        summary["estimate_overflowed"] = True
+        summary["note"] = ("the planner's estimate overflowed: some costs or row counts are Infinity or NaN, too "
+                           "large to be numbers. The statement would read far more than any table holds (for "
+                           "example nested correlated subqueries over huge series); rewrite it before running it")
     if document.get("Settings"):
         summary["non_default_settings"] = document["Settings"]
     return summary

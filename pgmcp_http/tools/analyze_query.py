@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pgmcp_http.catalog.plan_facts import memory_settings, relation_facts
 from pgmcp_http.db import DatabaseError, ParamError, Transaction, bind
-from pgmcp_http.planner import Candidate, advise, digest, plan_relations, uses_index
+from pgmcp_http.planner import Candidate, advise, digest, estimate, plan_relations, uses_index
 from pgmcp_http.planner.advice import selects_star
 from pgmcp_http.sqlguard import Refusal
 from pgmcp_http.tools.approval import approve
@@ -84,10 +85,17 @@ def _verify(tx: Transaction, approved: Any, params: dict[str, Any] | None, docum
         after = after_document["Plan"]["Total Cost"]
         used = uses_index(after_document["Plan"], name)
         entry.update({"verified": True, "planner_uses_it": used, "cost_before": before, "cost_after": after,
-                      "improvement": f"{(1 - after / before) * 100:.0f}%" if before else None})
+                      "improvement": _improvement(estimate(before), estimate(after))})
         if not used:
             entry["note"] = "the planner would not use this index for this statement; do not create it for this"
     return entries
+
+
+def _improvement(before: float, after: float) -> str | None:
+    """How much cheaper the plan got, as a percentage; None when a cost is zero or not a number."""
+    if not (math.isfinite(before) and math.isfinite(after)) or not before:
+        return None
+    return f"{(1 - after / before) * 100:.0f}%"
 
 
 ANALYZE_QUERY = ToolSpec(
