@@ -6,8 +6,11 @@ import json
 import re
 from typing import Any
 
+import pytest
+
 from tests.helpers import start_server
 from tests.test_tools_core import call, failure
+from tests.test_tools_values import CASES
 
 AWKWARD_SQL = """
 SELECT * FROM (VALUES
@@ -121,3 +124,74 @@ def test_format_sizes_for_100_rows(server, capsys):
 
 def test_an_unknown_format_is_refused_before_the_database(server):
     assert "format" in failure(server, "query", {"sql": "SELECT 1", "format": "xml"})
+
+
+# -- every type, read back with the documented rules -----------------------------------------
+
+JSON_CASES = [
+    ("'null'::jsonb", None, "jsonb"), ("'null'::json", None, "json"), ("'\"[1,2]\"'::jsonb", "[1,2]", "jsonb"),
+    ("'[1,2]'::jsonb", [1, 2], "jsonb"), ("'\"\"'::jsonb", "", "jsonb"), ("'3'::jsonb", 3, "jsonb"),
+    ("'\"a|b, \\\"c\\\"\"'::json", 'a|b, "c"', "json"),
+    ("ARRAY['null'::jsonb, '\"x\"']", [None, "x"], "jsonb[]"),
+    ("'{\"k\": null}'::jsonb", {"k": None}, "jsonb"), ("ROW(NULL, '')", '(,"")', "record"),
+]
+JSON_WRITTEN = {"integer", "smallint", "bigint", "boolean", "json", "jsonb"}
+FLOAT_WORDS = {"NaN", "Infinity", "-Infinity"}
+
+
+def decode(cell: str | None, type_name: str) -> Any:
+    """A cell's value by the documented rules, given its column's type (None: NULL, already decided)."""
+    if cell is None:
+        return None
+    if type_name in JSON_WRITTEN or type_name.endswith("[]"):
+        return json.loads(cell)
+    if type_name in ("real", "double precision"):
+        return cell if cell in FLOAT_WORDS else json.loads(cell)
+    return cell
+
+
+def table_cells(text: str) -> list[list[str | None]]:
+    """The table's cells: None for an empty cell, JSON-quoted strings decoded, ``\\|`` unescaped."""
+    rows = []
+    for line in text.splitlines()[2:]:
+        cells = [cell[1:-1].replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line[1:-1])]
+        rows.append([None if cell == "" else cell for cell in cells])
+    return rows
+
+
+def unquote_table_string(cell: str | None, type_name: str) -> str | None:
+    """In a table, a string of a non-JSON column that starts with a double quote is a JSON string."""
+    if cell is None or type_name in JSON_WRITTEN or type_name.endswith("[]") or not cell.startswith('"'):
+        return cell
+    return json.loads(cell)
+
+
+@pytest.mark.parametrize("with_values", [True, False], ids=["values", "nulls"])
+def test_csv_and_table_round_trip_every_type_to_the_json_result(server, with_values):
+    cases = [case for case in CASES + JSON_CASES if with_values or case[2] != "record"]
+    select = ", ".join(f"{expression if with_values else f'NULL::{type_name}'} AS c{i}"
+                       for i, (expression, _, type_name) in enumerate(cases))
+    (_,), data = texts(server, "json", f"SELECT {select}")
+    types = [column["type"] for column in data["columns"]]
+    expected = [data["rows"][0][f"c{i}"] for i in range(len(cases))]
+    if with_values:
+        assert expected == [value for _, value, _ in cases]
+    else:
+        assert set(map(repr, expected)) == {"None"}
+    (csv_text,), _ = texts(server, "csv", f"SELECT {select}")
+    header, fields = parse_csv(csv_text)
+    assert header == [f"c{i}" for i in range(len(cases))]
+    assert [decode(field, kind) for field, kind in zip(fields, types, strict=True)] == expected
+    (table,), _ = texts(server, "table", f"SELECT {select}")
+    (cells,) = table_cells(table)
+    decoded = [decode(unquote_table_string(cell, kind), kind) for cell, kind in zip(cells, types, strict=True)]
+    assert decoded == expected
+
+
+def test_json_null_sql_null_strings_and_arrays_stay_apart_in_csv_and_table(server):
+    sql = ("SELECT 'null'::jsonb AS j, NULL::jsonb AS k, '\"[1,2]\"'::jsonb AS s, '[1,2]'::jsonb AS a, "
+           "'[1,2]'::text AS t")
+    (csv_text,), _ = texts(server, "csv", sql)
+    assert csv_text == 'j,k,s,a,t\r\nnull,,"""[1,2]""","[1,2]","[1,2]"\r\n'
+    (table,), _ = texts(server, "table", sql)
+    assert table.splitlines()[2] == '| null |  | "[1,2]" | [1,2] | [1,2] |'

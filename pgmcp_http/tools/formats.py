@@ -10,9 +10,17 @@ object whatever the format. Every format keeps values unambiguous:
   is unless it is empty, has leading or trailing spaces, starts with a double
   quote, or holds a newline, tab, carriage return, backslash or pipe: then it
   is written as a JSON string (``""`` is the empty string, ``"a\\nb"`` holds
-  a newline); ``|`` is always escaped as ``\\|``. Arrays and objects are JSON.
+  a newline); ``|`` is always escaped as ``\\|``.
 - ``csv``: RFC 4180 with a header row. An empty unquoted field is NULL; the
   empty string is ``""``; fields with commas, quotes or line breaks are quoted.
+
+In both, a value that is not a string in the JSON result (a number, a
+boolean, an array) is written as its JSON text, and so is every value of a
+``json`` or ``jsonb`` column, whatever it holds: JSON ``null`` is ``null``
+(SQL NULL stays empty), the JSON string ``"[1,2]"`` keeps its quotes and the
+array is ``[1,2]`` (psql writes the same, with its own spacing). Records and composite values are
+PostgreSQL's text (``(1,"a b")``), like every other type the JSON result
+gives as a string.
 
 Truncation is never hidden inside the data: for ``table`` and ``csv`` the note
 is a second text item; for ``json`` and ``columns`` it is in the payload.
@@ -30,6 +38,8 @@ __all__ = ["DEFAULT_FORMAT", "FORMATS", "render"]
 FORMATS = ("json", "table", "csv", "columns")
 DEFAULT_FORMAT = "json"
 _PLAIN_UNSAFE = set("\n\r\t\\|")
+_JSON_TYPES = frozenset({"json", "jsonb"})
+"""Column types whose every value is written as JSON text, so a JSON string, null or array keeps its kind."""
 
 
 def render(payload: dict[str, Any], fmt: str) -> list[str]:
@@ -40,8 +50,9 @@ def render(payload: dict[str, Any], fmt: str) -> list[str]:
         return [orjson.dumps(_columns_form(payload)).decode("utf-8")]
     keys = [column.get("key", column["name"]) for column in payload["columns"]]
     names = [column["name"] for column in payload["columns"]]
+    as_json = [column.get("type") in _JSON_TYPES for column in payload["columns"]]
     rows = [[row.get(key) for key in keys] for row in payload["rows"]]
-    body = _markdown(names, rows) if fmt == "table" else _csv(names, rows)
+    body = _markdown(names, rows, as_json) if fmt == "table" else _csv(names, rows, as_json)
     texts = [body]
     note = _note(payload)
     if note:
@@ -68,39 +79,38 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode("utf-8")
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, as_json: bool = False) -> str:
     """One Markdown table cell (see the module documentation for the rules)."""
     if value is None:
         return ""
-    if isinstance(value, str):
+    if isinstance(value, str) and not as_json:
         plain = (value and value == value.strip() and not value.startswith('"')
                  and not _PLAIN_UNSAFE.intersection(value))
         text = value if plain else _json_text(value)
-    elif isinstance(value, bool | int | float):
-        text = _json_text(value)
     else:
         text = _json_text(value)
     return text.replace("|", "\\|")
 
 
-def _markdown(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def _markdown(names: Sequence[str], rows: Sequence[Sequence[Any]], as_json: Sequence[bool]) -> str:
     header = "| " + " | ".join(_cell(name) or '""' for name in names) + " |"
     rule = "|" + "|".join("---" for _ in names) + "|"
-    lines = [header, rule] + ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    lines = [header, rule] + ["| " + " | ".join(_cell(value, json) for value, json in zip(row, as_json, strict=True))
+                              + " |" for row in rows]
     return "\n".join(lines) if names else "(no columns)"
 
 
-def _field(value: Any) -> str:
+def _field(value: Any, as_json: bool = False) -> str:
     """One CSV field: NULL is empty and unquoted, everything else is text that may need quoting."""
     if value is None:
         return ""
-    text = value if isinstance(value, str) else _json_text(value)
+    text = value if isinstance(value, str) and not as_json else _json_text(value)
     if text == "" or any(char in text for char in ',"\r\n') or text != text.strip():
         return '"' + text.replace('"', '""') + '"'
     return text
 
 
-def _csv(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def _csv(names: Sequence[str], rows: Sequence[Sequence[Any]], as_json: Sequence[bool]) -> str:
     lines = [",".join(_field(name) for name in names)]
-    lines += [",".join(_field(value) for value in row) for row in rows]
+    lines += [",".join(_field(value, json) for value, json in zip(row, as_json, strict=True)) for row in rows]
     return "\r\n".join(lines) + "\r\n"

@@ -31,7 +31,8 @@ FORMAT_SCHEMA: dict[str, Any] = {
     "default": DEFAULT_FORMAT,
     "description": "How the rows are written in the text you read: json (objects, the default), columns "
                    "(column names once, rows as arrays: fewer tokens), table (Markdown; an empty cell is "
-                   "NULL, quoted cells are JSON strings) or csv (an empty unquoted field is NULL). "
+                   "NULL, quoted cells are JSON strings) or csv (an empty unquoted field is NULL); in both, "
+                   "json/jsonb values are their JSON text (null is JSON null). "
                    "structuredContent is the same in every format.",
 }
 
