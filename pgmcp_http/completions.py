@@ -45,9 +45,9 @@ class UnknownReference(NotFoundError):
 class Completions:
     """Answers completion requests from the catalog, filtered like the tools."""
 
-    def __init__(self, *, database: Callable[[], Database], visibility: Visibility) -> None:
+    def __init__(self, *, database: Callable[[], Database], visibility: Callable[[Transaction], Visibility]) -> None:
         self._database = database
-        self.visibility = visibility
+        self.visibility = visibility  # what a transaction may show (views over blocked tables hidden too)
 
     def complete(self, ref: dict[str, Any], argument: str, value: str,
                  context: dict[str, str] | None, *, caller: Caller | None = None) -> dict[str, Any]:
@@ -55,10 +55,11 @@ class Completions:
         ``caller``'s role may see)."""
         kind = self._kind(ref, argument)
         schema = (context or {}).get("schema") or (context or {}).get("schema_name")
-        if schema is not None and not self.visibility.schema_visible(schema):
-            return {"values": [], "total": 0, "hasMore": False}
         with self._transaction(caller) as tx:
-            matches = self._matches(tx, kind, value, schema)
+            visibility = self.visibility(tx)
+            if schema is not None and not visibility.schema_visible(schema):
+                return {"values": [], "total": 0, "hasMore": False}
+            matches = self._matches(tx, visibility, kind, value, schema)
         return {"values": matches.values, "total": matches.total, "hasMore": matches.total > len(matches.values)}
 
     def _kind(self, ref: dict[str, Any], argument: str) -> str:
@@ -82,13 +83,14 @@ class Completions:
             return "none"  # a free-text argument (SQL, a description): nothing to suggest
         return kind
 
-    def _matches(self, tx: Transaction, kind: str, value: str, schema: str | None) -> NameMatches:
+    @staticmethod
+    def _matches(tx: Transaction, visibility: Visibility, kind: str, value: str, schema: str | None) -> NameMatches:
         if kind == "schema":
-            return schema_names(tx, self.visibility, value, limit=MAX_VALUES)
+            return schema_names(tx, visibility, value, limit=MAX_VALUES)
         if kind == "table":
-            return table_names(tx, self.visibility, value, schema=schema, limit=MAX_VALUES)
+            return table_names(tx, visibility, value, schema=schema, limit=MAX_VALUES)
         if kind == "function":
-            return function_names(tx, self.visibility, value, schema=schema, limit=MAX_VALUES)
+            return function_names(tx, visibility, value, schema=schema, limit=MAX_VALUES)
         return NameMatches(values=[], total=0)
 
     def _transaction(self, caller: Caller | None) -> AbstractContextManager[Transaction]:

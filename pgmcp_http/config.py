@@ -82,6 +82,8 @@ VARIABLES: tuple[Variable, ...] = (
              "case, quote mixed case (`\"Sales\"`)"),
     Variable("BLOCKED_TABLES", "(none)", "comma-separated `table` or `schema.table` entries never readable, "
              "named as in SQL"),
+    Variable("LINEAGE_CHECK_CACHE", "2000", "ms each worker remembers which views, partitions and parents "
+             "return rows of a blocked table or one outside ALLOWED_SCHEMAS (0: read it on every call)"),
     Variable("DEFINER_CHECK_CACHE", "2000", "ms the list of SECURITY DEFINER functions is remembered per worker "
              "(0: read it on every call that uses a function or operator)"),
     Variable("ALLOWED_DEFINER_FUNCTIONS", "(none)", "SECURITY DEFINER functions (`name` or `schema.name`) "
@@ -205,6 +207,7 @@ class Settings:
     blocked_tables: tuple[str, ...] = ()
     allowed_definer_functions: tuple[str, ...] = ()
     definer_check_cache_ms: int = 2_000
+    lineage_check_cache_ms: int = 2_000
     db_auth: str = "password"
     database_url_file: str | None = None
     db_password_file: str | None = None
@@ -801,6 +804,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         blocked_tables=reader.names("BLOCKED_TABLES", qualified=True),
         allowed_definer_functions=reader.names("ALLOWED_DEFINER_FUNCTIONS", qualified=True, what="function"),
         definer_check_cache_ms=reader.integer("DEFINER_CHECK_CACHE", 2_000, minimum=0, maximum=600_000, unit=ms),
+        lineage_check_cache_ms=reader.integer("LINEAGE_CHECK_CACHE", 2_000, minimum=0, maximum=600_000, unit=ms),
         db_auth=db_auth,
         database_url_file=reader.raw("DATABASE_URL_FILE"),
         db_password_file=db_password_file,

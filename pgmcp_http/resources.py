@@ -84,9 +84,9 @@ def decode_cursor(cursor: str | None) -> int:
 class Resources:
     """Lists and reads the ``postgres://`` resources of one database."""
 
-    def __init__(self, *, database: Callable[[], Database], visibility: Visibility) -> None:
+    def __init__(self, *, database: Callable[[], Database], visibility: Callable[[Transaction], Visibility]) -> None:
         self._database = database
-        self.visibility = visibility
+        self.visibility = visibility  # what a transaction may show (views over blocked tables hidden too)
 
     def _transaction(self, caller: Caller | None) -> AbstractContextManager[Transaction]:
         return catalog_transaction(self._database, caller)
@@ -104,16 +104,17 @@ class Resources:
 
     def _all(self, tx: Transaction) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = []
-        for schema in list_schemas(tx, self.visibility):
+        visibility = self.visibility(tx)
+        for schema in list_schemas(tx, visibility):
             entries.append({"uri": f"postgres://schema/{_segment(schema['name'])}", "name": schema["name"],
                             "title": f"Schema {schema['name']}", "mimeType": MIME,
                             **({"description": schema["comment"]} if schema["comment"] else {})})
-        for rel in list_relations(tx, self.visibility):
+        for rel in list_relations(tx, visibility):
             entries.append({"uri": f"postgres://table/{_segment(rel['schema'])}/{_segment(rel['name'])}",
                             "name": f"{rel['schema']}.{rel['name']}", "title": f"{rel['kind']} {rel['name']}",
                             "mimeType": MIME, **({"description": rel["comment"]} if rel["comment"] else {})})
         seen: set[tuple[str, str]] = set()
-        for fn in list_functions(tx, self.visibility):
+        for fn in list_functions(tx, visibility):
             key = (fn["schema"], fn["name"])
             if key in seen:
                 continue
@@ -142,25 +143,26 @@ class Resources:
         return kind, parts
 
     def _document(self, tx: Transaction, uri: str, kind: str, parts: list[str]) -> dict[str, Any]:
+        visibility = self.visibility(tx)
         if kind == "schema":
             (schema,) = parts
-            if not self.visibility.schema_visible(schema) or not any(
-                    s["name"] == schema for s in list_schemas(tx, self.visibility)):
+            if not visibility.schema_visible(schema) or not any(
+                    s["name"] == schema for s in list_schemas(tx, visibility)):
                 raise ResourceNotFound(uri)
             return {
                 "schema": schema,
-                "tables": list_relations(tx, self.visibility, schema=schema),
-                "functions": list_functions(tx, self.visibility, schema=schema),
+                "tables": list_relations(tx, visibility, schema=schema),
+                "functions": list_functions(tx, visibility, schema=schema),
             }
         if kind == "table":
             schema, table = parts
             try:
-                oid = find_relation(tx, self.visibility, schema=schema, name=table)
+                oid = find_relation(tx, visibility, schema=schema, name=table)
             except NotFound:
                 raise ResourceNotFound(uri) from None
-            return describe_relation(tx, oid, self.visibility)
+            return describe_relation(tx, oid, visibility)
         schema, name = parts
-        overloads = describe_function(tx, self.visibility, schema=schema, name=name)
+        overloads = describe_function(tx, visibility, schema=schema, name=name)
         if not overloads:
             raise ResourceNotFound(uri)
         return {"schema": schema, "name": name, "overloads": overloads}

@@ -20,6 +20,7 @@ from mcp_types import methods as wire
 from pgmcp_http import SERVICE_NAME, __version__, process
 from pgmcp_http.catalog import role_warnings
 from pgmcp_http.catalog.definers import DefinerCache
+from pgmcp_http.catalog.lineage import LineageCache
 from pgmcp_http.completions import Completions
 from pgmcp_http.config import Settings, clean_database_url
 from pgmcp_http.db import Canceller, ConnectOptions, Database, DatabaseError, Pool, Probe, RowLimits, open_connection
@@ -102,6 +103,7 @@ class Runtime:
             read_only=settings.read_only,
             ceiling=CostCeiling(max_cost=settings.max_query_cost, max_rows=settings.max_estimated_rows),
             definers=DefinerCache(ttl_s=settings.definer_check_cache_ms / 1000),
+            lineage=LineageCache(ttl_s=settings.lineage_check_cache_ms / 1000),
             roles_mapped=self.roles.mapped,
         )
         # TOOLS_FILE is checked here, in the gunicorn master before fork (preload_app), on a connection

@@ -129,8 +129,9 @@ def start_server(database_url: str | None, workdir: Path, *, workers: int = 2, t
         "THREADS": str(threads),
         "SESSION_SECRET": TEST_SESSION_SECRET,
         "LOG_LEVEL": "info",
-        # Tests create SECURITY DEFINER functions and call them at once: no memo of the list.
+        # Tests create SECURITY DEFINER functions and views over blocked tables and use them at once: no memo.
         "DEFINER_CHECK_CACHE": "0",
+        "LINEAGE_CHECK_CACHE": "0",
     })
     if database_url is not None:
         full_env["DATABASE_URL"] = database_url

@@ -409,7 +409,7 @@ def health_sections(tx: Transaction, visibility: Visibility, facts: ServerFacts,
     raw: dict[str, Any] = {}
     if parts:
         sql = f"WITH {_LOCKED_CTE}\nSELECT " + ",\n".join(f"({text}) AS {name}" for name, text in parts.items())
-        params = {"allowed": visibility.schema_filter(), "blocked": list(visibility.blocked_tables),
+        params = {"allowed": visibility.schema_filter(), "blocked": visibility.never_shown(),
                   "limit": limit, "threshold": threshold_seconds}
         (raw,) = tx.rows(sql, params)
     result: dict[str, dict[str, Any]] = {}

@@ -14,7 +14,7 @@ and the parameter ``by_privilege``, which :meth:`Visibility.params` gives).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pgmcp_http.sqlguard import GuardPolicy
 
@@ -41,11 +41,17 @@ class Visibility:
     allowed_schemas: tuple[str, ...]
     blocked_tables: tuple[str, ...]
     by_privilege: bool = False
+    hidden: frozenset[tuple[str, str]] = frozenset()
+    """Views, partitions and parents that return a blocked table's rows (see sqlguard/lineage.py)."""
 
     @classmethod
     def from_policy(cls, policy: GuardPolicy, *, by_privilege: bool = False) -> Visibility:
         return cls(allowed_schemas=policy.allowed_schemas, blocked_tables=policy.blocked_tables,
                    by_privilege=by_privilege)
+
+    def hiding(self, relations: frozenset[tuple[str, str]]) -> Visibility:
+        """The same rules, with ``relations`` hidden too."""
+        return replace(self, hidden=relations) if relations else self
 
     def params(self, **params: object) -> dict[str, object]:
         """``params`` plus what the catalog queries' visibility filters read (``allowed``, ``by_privilege``)."""
@@ -59,12 +65,20 @@ class Visibility:
     def table_visible(self, schema: str, table: str) -> bool:
         if not self.schema_visible(schema):
             return False
+        if (schema, table) in self.hidden:
+            return False
         return not any(entry in (table, f"{schema}.{table}") for entry in self.blocked_tables)
 
+    def never_shown(self) -> list[str]:
+        """BLOCKED_TABLES' entries and the hidden relations as ``schema.table``, for one SQL array."""
+        return [*self.blocked_tables, *sorted(f"{schema}.{table}" for schema, table in self.hidden)]
+
     def blocked_lists(self) -> tuple[list[str], list[str]]:
-        """BLOCKED_TABLES as SQL arrays: names blocked in every schema, and ``schema.table`` entries."""
+        """What is never shown, as SQL arrays: names blocked in every schema, and ``schema.table`` entries
+        (BLOCKED_TABLES' own and the hidden relations')."""
         names = [entry for entry in self.blocked_tables if "." not in entry]
         qualified = [entry for entry in self.blocked_tables if "." in entry]
+        qualified += sorted(f"{schema}.{table}" for schema, table in self.hidden)
         return names, qualified
 
     def schema_filter(self) -> list[str] | None:

@@ -40,7 +40,8 @@ class Approved:
     statement as written, ``$n`` intact (for ``PREPARE``, sent without
     parameters so ``%`` stays as it is); ``param_count`` is the
     number of parameters it expects; ``kind`` is ``select``, ``show`` or
-    ``write``; ``server_cursor`` says whether it can run behind ``DECLARE``.
+    ``write``; ``server_cursor`` says whether it can run behind ``DECLARE``;
+    ``references`` holds every relation named, as (schema or None, name).
     """
 
     text: str
@@ -51,6 +52,7 @@ class Approved:
     relations: frozenset[str]
     functions: frozenset[tuple[str | None, str]]
     operators: frozenset[str]
+    references: frozenset[tuple[str | None, str]] = frozenset()
 
     @property
     def server_cursor(self) -> bool:
@@ -75,7 +77,7 @@ def check(sql: str, policy: GuardPolicy) -> Approved:
         raise Refusal(f"only one statement is allowed; found {len(statements)}")
     node_type, body = _only(statements[0]["stmt"])
     kind = _statement_kind(node_type, body, policy)
-    relations: set[str] = set()
+    relations: set[tuple[str | None, str]] = set()
     functions: set[tuple[str | None, str]] = set()
     operators: set[str] = set()
     nested_write = False
@@ -91,9 +93,10 @@ def check(sql: str, policy: GuardPolicy) -> Approved:
         sql=sql,
         kind=kind,
         param_count=placeholders.count,
-        relations=frozenset(relations),
+        relations=frozenset(f"{schema}.{table}" if schema else table for schema, table in relations),
         functions=frozenset(functions),
         operators=frozenset(operators),
+        references=frozenset(relations),
     )
 
 
@@ -147,7 +150,7 @@ def _walk(node: Any) -> Iterator[tuple[str, Any]]:
             stack.extend(current)
 
 
-def _check_node(key: str, value: Any, policy: GuardPolicy, relations: set[str],
+def _check_node(key: str, value: Any, policy: GuardPolicy, relations: set[tuple[str | None, str]],
                 functions: set[tuple[str | None, str]], operators: set[str]) -> bool:
     """Refuse what this node may not do; True when it is a nested write allowed in write mode."""
     if key[:1].isupper() and key.endswith("Stmt") and key not in READ_STATEMENTS:  # a node type, not a field
@@ -224,7 +227,7 @@ def _check_function_name(schema: str | None, name: str, policy: GuardPolicy) -> 
     return schema, name
 
 
-def _check_relation(node: dict[str, Any], policy: GuardPolicy) -> str:
+def _check_relation(node: dict[str, Any], policy: GuardPolicy) -> tuple[str | None, str]:
     """Check one relation reference; CTE names get no exemption (a same-named table may be in scope)."""
     table: str = node["relname"]
     schema: str | None = node.get("schemaname")
@@ -239,4 +242,4 @@ def _check_relation(node: dict[str, Any], policy: GuardPolicy) -> str:
             raise Refusal(f"table {shown} may resolve to {entry}, which is blocked by BLOCKED_TABLES; "
                           "qualify the name with its schema if you mean another table")
         raise Refusal(f"table {shown} is blocked by BLOCKED_TABLES")
-    return f"{schema}.{table}" if schema else table
+    return schema, table

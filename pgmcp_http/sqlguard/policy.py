@@ -36,6 +36,11 @@ class GuardPolicy:
     allowed_definer_functions: tuple[str, ...] = ()
     max_length: int = 10_000
 
+    @property
+    def restricts_relations(self) -> bool:
+        """Whether any relation is kept out (then views, partitions and parents over one are too)."""
+        return bool(self.blocked_tables or self.allowed_schemas)
+
     def schema_allowed(self, schema: str) -> bool:
         return schema in SYSTEM_SCHEMAS or not self.allowed_schemas or schema in self.allowed_schemas
 

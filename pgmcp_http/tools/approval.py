@@ -1,5 +1,6 @@
 """One statement from a caller, approved for this database: the guard's verdict, then what only the
-database knows (which of the functions it calls are SECURITY DEFINER)."""
+database knows (which of the functions it calls are SECURITY DEFINER, which of the relations it names
+are views, partitions or parents over a blocked table)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ __all__ = ["approve"]
 
 
 def approve(tx: Transaction, sql: str, ctx: ToolContext) -> Approved:
-    """Approve ``sql`` or raise Refusal; the catalog's SECURITY DEFINER list is read through the worker's
-    short-lived memo, so most calls add no round trip."""
+    """Approve ``sql`` or raise Refusal; the catalog's SECURITY DEFINER list and blocked lineage are read
+    through the worker's short-lived memos, so most calls add no round trip."""
     approved = ctx.guard.check(sql)
+    if approved.references and ctx.policy.restricts_relations:
+        reason = ctx.lineage.get(tx, ctx.policy).refusal(approved.references, ctx.policy)
+        if reason is not None:
+            raise Refusal(reason)
     if approved.functions or approved.operators:
         definers = ctx.definers.get(tx)
         called = approved.functions | {(None, f"operator {op}") for op in approved.operators}

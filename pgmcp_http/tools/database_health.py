@@ -324,7 +324,7 @@ def _header(facts: ServerFacts) -> dict[str, Any]:
 def run_database_health(tx: Transaction, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     threshold = float(args.get("long_running_seconds", DEFAULT_LONG_RUNNING_SECONDS))
     facts = server_facts(tx)
-    sections = health_sections(tx, ctx.visibility, facts,
+    sections = health_sections(tx, ctx.visibility(tx), facts,
                                sections=args.get("sections") or SECTIONS,
                                limit=args.get("limit", DEFAULT_LIMIT), threshold_seconds=threshold)
     findings: list[str] = []

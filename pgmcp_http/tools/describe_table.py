@@ -43,7 +43,7 @@ OUTPUT_SCHEMA: dict[str, Any] = {
 
 
 def run_describe_table(tx: Transaction, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-    visibility = ctx.visibility
+    visibility = ctx.visibility(tx)
     schema = args.get("schema_name") or "public"
     try:
         oid = find_relation(tx, visibility, schema=schema, name=args["table_name"])

@@ -67,7 +67,7 @@ OUTPUT_SCHEMA: dict[str, Any] = {
 def run_list_tables(tx: Transaction, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     page = relations_page(
         tx,
-        ctx.visibility,
+        ctx.visibility(tx),
         schema=args.get("schema_name"),
         name_pattern=args.get("name_pattern"),
         include_partitions=bool(args.get("include_partitions", False)),

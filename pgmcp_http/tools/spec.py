@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgmcp_http.catalog.definers import DefinerCache
+from pgmcp_http.catalog.lineage import LineageCache
 from pgmcp_http.catalog.visibility import Visibility
 from pgmcp_http.db import RowLimits, Transaction
 from pgmcp_http.sqlguard import Guard, GuardPolicy
@@ -43,8 +44,9 @@ class CostCeiling:
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What every tool may consult besides its arguments: the guard and the limits. ``roles_mapped`` is
-    True when any role mapping is configured (the catalog then shows each caller what its role may use)."""
+    """What every tool may consult besides its arguments: the guard, the limits, the worker's memos of the
+    catalog. ``roles_mapped`` is True when any role mapping is configured (the catalog then shows each
+    caller what its role may use)."""
 
     guard: Guard
     policy: GuardPolicy
@@ -52,12 +54,16 @@ class ToolContext:
     read_only: bool
     ceiling: CostCeiling = field(default_factory=CostCeiling)
     definers: DefinerCache = field(default_factory=DefinerCache)
+    lineage: LineageCache = field(default_factory=LineageCache)
     roles_mapped: bool = False
 
-    @property
-    def visibility(self) -> Visibility:
-        """What the catalog tools may show (see :mod:`pgmcp_http.catalog.visibility`)."""
-        return Visibility.from_policy(self.policy, by_privilege=self.roles_mapped)
+    def visibility(self, tx: Transaction) -> Visibility:
+        """What the catalog tools may show in ``tx`` (see :mod:`pgmcp_http.catalog.visibility`): views,
+        partitions and parents over a blocked table are hidden like the table."""
+        visibility = Visibility.from_policy(self.policy, by_privilege=self.roles_mapped)
+        if not self.policy.restricts_relations:
+            return visibility
+        return visibility.hiding(self.lineage.get(tx, self.policy).hidden)
 
 
 ToolFn = Callable[[Transaction, dict[str, Any], ToolContext], dict[str, Any]]
