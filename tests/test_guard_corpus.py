@@ -35,6 +35,8 @@ from tests.test_tools_core import call, ok
 CORPUS = "pgmcp_corpus"
 MARKER = f"{CORPUS}_{os.getpid()}"
 TIMEOUT_MS = 500
+STARTED_SETTING = "pgmcp_corpus.server_started"
+"""Set on the watching connection to when the corpus server started, so only its own backends are watched."""
 MAX_QUERY_LENGTH = 4000
 
 
@@ -99,8 +101,11 @@ _CATALOG: dict[str, str] = {
                           WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')""",
     # State that outlives a call on a pooled connection, or a call still running.
     "advisory_locks": "SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory'",
-    "busy_server_sessions": """SELECT count(*) FROM pg_catalog.pg_stat_activity
+    # Only backends opened since the corpus server started (STARTED_SETTING): an earlier test's slow
+    # statement still ending on another server's connection must not count.
+    "busy_server_sessions": f"""SELECT count(*) FROM pg_catalog.pg_stat_activity
                                WHERE usename = 'mcp_readonly' AND backend_type = 'client backend'
+                               AND backend_start >= pg_catalog.current_setting('{STARTED_SETTING}')::timestamptz
                                AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')""",
 }
 
@@ -248,6 +253,7 @@ def superuser(pg):
 def corpus_server(pg, superuser, tmp_path_factory):
     remove_leftovers(pg)
     superuser.execute(SETUP_SQL)
+    superuser.execute(f"SELECT pg_catalog.set_config('{STARTED_SETTING}', pg_catalog.now()::text, false)")
     server = start_server(pg.readonly_url, tmp_path_factory.mktemp("corpus"), workers=1, threads=2, env={
         "QUERY_TIMEOUT": str(TIMEOUT_MS), "ALLOWED_SCHEMAS": "public,app", "BLOCKED_TABLES": "app.secrets",
         "MAX_QUERY_LENGTH": str(MAX_QUERY_LENGTH)})
