@@ -36,6 +36,7 @@ bench: $(STAMP)
 	@scripts/ensure-debian-package.sh wrk wrk
 	BENCH_SAVE=$(SAVE) $(PY) bench/run.py
 	$(PY) bench/identity.py
+	$(PY) bench/lineage.py
 
 bench-workers: $(STAMP)
 	@scripts/ensure-debian-package.sh wrk wrk

@@ -169,6 +169,26 @@ def call_tool(port: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]
     return body["structuredContent"]
 
 
+def sequential_calls(port: int, calls: int, *, headers: dict[str, str] | None = None,
+                     sql: str = "SELECT id FROM users WHERE id = $1") -> list[float]:
+    """Seconds each of ``calls`` ``query`` calls took, one at a time over one kept-alive connection (the key
+    varies, 1 to 50); raises on the first failure."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    samples: list[float] = []
+    for number in range(calls):
+        body = json.dumps({"name": "query", "arguments": {"sql": sql, "params": [number % 50 + 1]}})
+        started = time.perf_counter()
+        conn.request("POST", "/mcp/tools/call", body=body, headers=sent)
+        reply = conn.getresponse()
+        data = reply.read()
+        samples.append(time.perf_counter() - started)
+        if reply.status != 200 or b'"isError":false' not in data:
+            raise RuntimeError(f"call failed: {reply.status} {data[:300]!r}")
+    conn.close()
+    return samples
+
+
 def rss_mb(pid: int) -> float:
     """Resident set size of ``pid`` in MiB, from /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -16,13 +16,11 @@ from __future__ import annotations
 import contextlib
 import http.client
 import http.server
-import json
 import os
 import shutil
 import statistics
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,21 +69,7 @@ def configurations(tokens: Path, named: Path, audit: Path, endpoint: str) -> dic
 
 
 def measure(port: int, calls: int) -> list[float]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
-    samples: list[float] = []
-    for number in range(calls):
-        body = json.dumps({"name": "query", "arguments": {"sql": "SELECT id FROM users WHERE id = $1",
-                                                          "params": [number % 50 + 1]}})
-        started = time.perf_counter()
-        conn.request("POST", "/mcp/tools/call", body=body, headers=headers)
-        reply = conn.getresponse()
-        data = reply.read()
-        samples.append(time.perf_counter() - started)
-        if reply.status != 200 or b'"isError":false' not in data:
-            raise RuntimeError(f"call failed: {reply.status} {data[:300]!r}")
-    conn.close()
-    return samples
+    return harness.sequential_calls(port, calls, headers={"Authorization": f"Bearer {TOKEN}"})
 
 
 def main() -> None:

@@ -81,6 +81,14 @@ class Lineage:
     name."""
 
     reached: Mapping[Relation, str] = field(default_factory=dict)
+    _by_name: Mapping[str, tuple[Relation, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Every call looks its relations up here: by name, never by scanning (a catalog may hide thousands).
+        by_name: dict[str, list[Relation]] = {}
+        for relation in sorted(self.reached):
+            by_name.setdefault(relation[1], []).append(relation)
+        object.__setattr__(self, "_by_name", {name: tuple(found) for name, found in by_name.items()})
 
     @property
     def hidden(self) -> frozenset[Relation]:
@@ -94,7 +102,7 @@ class Lineage:
         """
         if not self.reached:
             return None
-        for schema, name in sorted(references, key=lambda ref: (ref[0] or "", ref[1])):
+        for schema, name in sorted(references, key=lambda ref: (ref[0] or "", ref[1])):  # a few names
             for relation, path in self._matches(schema, name, policy):
                 if schema is None:
                     return (f"table {name} may resolve to {_shown(relation)}, which returns rows of a blocked table "
@@ -106,8 +114,8 @@ class Lineage:
         if schema is not None:
             path = self.reached.get((schema, name))
             return [] if path is None else [((schema, name), path)]
-        return [(relation, path) for relation, path in sorted(self.reached.items())
-                if relation[1] == name and (not policy.allowed_schemas or relation[0] in policy.allowed_schemas)]
+        return [(relation, self.reached[relation]) for relation in self._by_name.get(name, ())
+                if not policy.allowed_schemas or relation[0] in policy.allowed_schemas]
 
 
 def trace(links: Iterable[Link], policy: GuardPolicy) -> Lineage:
