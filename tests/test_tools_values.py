@@ -7,6 +7,8 @@ column must carry the type's name, never an OID.
 
 from __future__ import annotations
 
+import http.client
+import json
 from typing import Any
 
 import pytest
@@ -52,6 +54,9 @@ CASES: list[tuple[str, Any, str]] = [
     ("'{\"b\": 1, \"a\": [true, null]}'::json", {"b": 1, "a": [True, None]}, "json"),
     ("'{\"n\": 1.5, \"s\": \"x\"}'::jsonb", {"n": 1.5, "s": "x"}, "jsonb"),
     ("'\"just a string\"'::jsonb", "just a string", "jsonb"),
+    ("'1e400'::json", float("inf"), "json"),  # sent as 1e400, exactly as written (Python reads it as inf)
+    ("'1e400'::jsonb", 10**400, "jsonb"),  # jsonb writes it as 401 digits: sent as those digits
+    (r"""'"\ud800x"'::json""", "\ufffdx", "json"),  # a lone surrogate json accepts: U+FFFD, not a 500
     ("ARRAY['a\"b', NULL, 'c,d', '']", ['a"b', None, "c,d", ""], "text[]"),
     ("ARRAY[[1, 2], [3, 4]]", [[1, 2], [3, 4]], "integer[]"),
     ("'{}'::int[]", [], "integer[]"),
@@ -89,3 +94,17 @@ def test_nulls_of_every_type_are_json_null(server):
     data = ok(server, "query", {"sql": f"SELECT {columns}"})
     assert len(data["columns"]) == len(types) > 30
     assert set(data["rows"][0].values()) == {None}
+
+
+def test_json_numbers_no_double_holds_are_sent_as_postgresql_wrote_them(server):
+    body = json.dumps({"name": "query", "arguments": {
+        "sql": "SELECT '1e400'::json AS a, '[1e400, 2]'::jsonb AS b"}})
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request("POST", "/mcp/tools/call", body=body, headers={"Content-Type": "application/json"})
+        reply = conn.getresponse()
+        raw = reply.read()
+    finally:
+        conn.close()
+    assert reply.status == 200
+    assert b'"rows":[{"a":1e400,"b":[1' + b"0" * 400 + b',2]}]' in raw  # not null, not inf

@@ -15,7 +15,8 @@ server's text output straight into JSON-ready Python values:
   (written as ``null`` by orjson, but not ``None``, so the text formats can
   tell it from SQL NULL); the non-numbers ``Infinity``, ``-Infinity`` and
   ``NaN`` that ``EXPLAIN (FORMAT JSON)`` prints unquoted for estimates that
-  overflow become those words as strings, as for float8;
+  overflow become those words as strings, as for float8; a number no double
+  or 64-bit integer holds is sent exactly as PostgreSQL wrote it;
 - ranges: PostgreSQL's text (``[1,5)``);
 - arrays of all of these: lists; every other type: PostgreSQL's text.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import base64
 import enum
 import json
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -97,8 +99,36 @@ class JsonNull(enum.Enum):
 JSON_NULL = JsonNull.NULL
 
 
-def _non_number(word: str) -> str:
+def _word(word: str) -> str:
     return word  # "Infinity", "-Infinity" or "NaN": JSON has no such numbers; keep the word, as for float8
+
+
+def _integer(text: str) -> int | orjson.Fragment:
+    number = int(text)
+    return number if -(2**63) <= number < 2**64 else orjson.Fragment(text)  # orjson writes 64 bits at most
+
+
+def _decimal(text: str) -> float | orjson.Fragment:
+    number = float(text)
+    return number if math.isfinite(number) else orjson.Fragment(text)  # 1e400: kept as written, not inf
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """Strings as UTF-8 can carry them: a lone surrogate (``"\\ud800"``, which json accepts) becomes U+FFFD."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(key): _without_lone_surrogates(item) for key, item in value.items()}
+    return value
+
+
+def _lenient_json(text: str) -> Any:
+    """What orjson refuses: EXPLAIN's bare Infinity and NaN, numbers beyond 64 bits or a double (``1e400``,
+    kept as written with :class:`orjson.Fragment`), lone surrogates. Read by the standard library, so only
+    these rare values pay for it."""
+    return _without_lone_surrogates(json.loads(text, parse_constant=_word, parse_int=_integer, parse_float=_decimal))
 
 
 def _json(value: str | None, _cur: Any) -> Any:
@@ -107,9 +137,7 @@ def _json(value: str | None, _cur: Any) -> Any:
     try:
         decoded = orjson.loads(value)
     except orjson.JSONDecodeError:
-        # Not JSON: EXPLAIN prints overflowed estimates as bare Infinity or NaN. The standard library reads
-        # them (a few ms on such a plan, and only then); anything else it refuses too, as it should.
-        decoded = json.loads(value, parse_constant=_non_number)
+        decoded = _lenient_json(value)
     return JSON_NULL if decoded is None else decoded
 
 
