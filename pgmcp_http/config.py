@@ -82,8 +82,9 @@ VARIABLES: tuple[Variable, ...] = (
              "case, quote mixed case (`\"Sales\"`)"),
     Variable("BLOCKED_TABLES", "(none)", "comma-separated `table` or `schema.table` entries never readable, "
              "named as in SQL"),
-    Variable("LINEAGE_CHECK_CACHE", "2000", "ms each worker remembers which views, partitions and parents "
-             "return rows of a blocked table or one outside ALLOWED_SCHEMAS (0: read it on every call)"),
+    Variable("LINEAGE_CHECK_CACHE", "2000", "ms each worker remembers which views, partitions, parents and "
+             "BEGIN ATOMIC functions return rows of a blocked table or one outside ALLOWED_SCHEMAS (0: read it on "
+             "every call)"),
     Variable("DEFINER_CHECK_CACHE", "2000", "ms the list of SECURITY DEFINER functions is remembered per worker "
              "(0: read it on every call that uses a function or operator)"),
     Variable("ALLOWED_DEFINER_FUNCTIONS", "(none)", "SECURITY DEFINER functions (`name` or `schema.name`) "

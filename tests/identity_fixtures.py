@@ -51,6 +51,10 @@ GRANT SELECT ON docs TO {LOGIN};
 CREATE TABLE analyst_notes (id int, note text);
 INSERT INTO analyst_notes VALUES (1, 'for analysts');
 GRANT SELECT ON analyst_notes TO {ANALYST};
+-- only analysts may use these: a caller without their role must not learn their names from docs' description
+CREATE TABLE analyst_refs (doc int REFERENCES docs (id));
+CREATE TABLE analyst_docs () INHERITS (docs);
+GRANT SELECT ON analyst_refs, analyst_docs TO {ANALYST};
 CREATE FUNCTION whoami() RETURNS text LANGUAGE sql STABLE AS $$ SELECT current_setting('pgmcp.subject', true) $$;
 """
 

@@ -57,6 +57,14 @@ INSERT INTO app.tanks VALUES (1, 'tank'); INSERT INTO app.cars VALUES (2, 'car')
 CREATE TABLE outside.payroll (id int, salary int);
 INSERT INTO outside.payroll VALUES (1, 100);
 CREATE VIEW app.v_payroll AS SELECT * FROM outside.payroll;
+CREATE FUNCTION app.f_secret() RETURNS TABLE (id int, secret text) LANGUAGE sql STABLE
+    BEGIN ATOMIC SELECT id, secret FROM app.secrets; END;
+CREATE FUNCTION app.f_notes() RETURNS TABLE (id int, note text) LANGUAGE sql STABLE
+    BEGIN ATOMIC SELECT id, note FROM app.notes; END;
+CREATE VIEW app.v_func AS SELECT * FROM app.f_secret();
+CREATE VIEW app.v_rule AS SELECT * FROM app.notes;  -- only its INSERT rule reads the blocked table
+CREATE RULE v_rule_insert AS ON INSERT TO app.v_rule DO INSTEAD
+    INSERT INTO app.notes SELECT id, secret FROM app.secrets;
 GRANT USAGE ON SCHEMA app, outside TO mcp_readonly;
 GRANT SELECT ON ALL TABLES IN SCHEMA app, outside TO mcp_readonly;
 """
@@ -81,8 +89,9 @@ REFUSED = {
     "app.vehicles": f"app.vehicles holds the rows of its child table app.tanks, which is {SECRET}",
     "app.v_payroll": "app.v_payroll reads outside.payroll, which is in schema outside, which is not in "
                      "ALLOWED_SCHEMAS",
+    "app.v_func": f"app.v_func reads function app.f_secret, which reads app.secrets, which is {SECRET}",
 }
-PASSING = ["app.notes", "app.v_notes", "app.ledger_open", "app.cars"]
+PASSING = ["app.notes", "app.v_notes", "app.ledger_open", "app.cars", "app.v_rule"]
 
 TOOLS = """
 tools:
@@ -138,6 +147,9 @@ def test_catalog_tools_resources_and_completions_hide_them(lineage_server):
     listed = call_tool(lineage_server, "list_tables", {"include_partitions": True, "limit": 200})
     names = {f"{t['schema']}.{t['name']}" for t in listed["structuredContent"]["tables"]}
     assert names == set(PASSING) | {"app.v_shifting"}, names
+    folded = call_tool(lineage_server, "list_tables", {"limit": 200})["structuredContent"]["tables"]
+    (open_ledger,) = [t for t in folded if t["name"] == "ledger_open"]  # its parent is hidden: listed on its own
+    assert "partition_of" not in open_ledger and not any(t["name"] == "parted_1" for t in folded)
     for relation in REFUSED:
         schema, name = relation.split(".")
         described = call_tool(lineage_server, "describe_table", {"schema_name": schema, "table_name": name})
@@ -154,7 +166,22 @@ def test_catalog_tools_resources_and_completions_hide_them(lineage_server):
     completed = modern_rpc(lineage_server.url, "completion/complete", {
         "ref": {"type": "ref/resource", "uri": "postgres://table/{schema}/{table}"},
         "argument": {"name": "table", "value": "v_"}, "context": {"arguments": {"schema": "app"}}})
-    assert completed.body["result"]["completion"]["values"] == ["v_notes", "v_shifting"]
+    assert completed.body["result"]["completion"]["values"] == ["v_notes", "v_rule", "v_shifting"]
+    functions = modern_rpc(lineage_server.url, "completion/complete", {
+        "ref": {"type": "ref/resource", "uri": "postgres://function/{schema}/{name}"},
+        "argument": {"name": "name", "value": "f_"}, "context": {"arguments": {"schema": "app"}}})
+    assert functions.body["result"]["completion"]["values"] == ["f_notes"]
+    assert "postgres://function/app/f_notes" in uris and "postgres://function/app/f_secret" not in uris
+    hidden_function = modern_rpc(lineage_server.url, "resources/read", {"uri": "postgres://function/app/f_secret"})
+    assert hidden_function.body["error"]["code"] == -32002
+
+
+def test_a_function_whose_body_reads_a_blocked_table_is_refused(lineage_server):
+    text = failure(lineage_server, "query", {"sql": "SELECT * FROM app.f_secret()"})
+    assert text == ("refused: function app.f_secret returns rows of a blocked table: function app.f_secret reads "
+                    f"app.secrets, which is {SECRET}")
+    assert "may resolve to app.f_secret" in failure(lineage_server, "query", {"sql": "SELECT f_secret()"})
+    assert ok(lineage_server, "query", {"sql": "SELECT * FROM app.f_notes()"})["rows"] == [{"id": 1, "note": "a note"}]
 
 
 def test_a_custom_tool_is_checked_at_each_call(pg, lineage_server):

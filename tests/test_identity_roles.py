@@ -344,3 +344,20 @@ def test_a_caller_on_the_login_role_sees_only_what_the_login_role_may_use(option
     assert "postgres://table/public/analyst_notes" in alice_uris
     alice_tables = call_tool(server, "list_tables", {}, headers=alice)["structuredContent"]["tables"]
     assert {"docs", "analyst_notes"} <= {entry["name"] for entry in alice_tables}
+
+
+def test_describing_a_table_names_only_what_the_callers_role_may_use(optional_roles_server):
+    """docs is referenced by analyst_refs and inherited by analyst_docs, both for analysts only."""
+    def described(who: str) -> dict[str, Any]:
+        result = call_tool(optional_roles_server, "describe_table", {"table_name": "docs"},
+                           headers=TOKEN_HEADERS[who])
+        assert not result["isError"], result
+        return result["structuredContent"]
+
+    frank, alice = described("frank"), described("alice")
+    assert frank["referenced_by"] == []
+    assert frank["inheritance"] == {"parents": [], "children": [], "hidden": 1}
+    assert [ref["table"] for ref in alice["referenced_by"]] == ["analyst_refs"]
+    assert alice["inheritance"]["children"] == [{"schema": "public", "name": "analyst_docs"}]
+    health = call_tool(optional_roles_server, "database_health", {}, headers=TOKEN_HEADERS["frank"])
+    assert not health["isError"] and "analyst_notes" not in json.dumps(health["structuredContent"])

@@ -84,13 +84,13 @@ WHERE con.conrelid = %(oid)s
 ORDER BY con.contype, con.conname
 """
 
-_REFERENCED_BY_SQL = """
+_REFERENCED_BY_SQL = f"""
 SELECT n.nspname AS schema, c.relname AS table, con.conname AS name,
        pg_catalog.pg_get_constraintdef(con.oid, true) AS definition
 FROM pg_catalog.pg_constraint con
 JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE con.confrelid = %(oid)s AND con.contype = 'f'
+WHERE con.confrelid = %(oid)s AND con.contype = 'f' AND {ACCESSIBLE_RELATION_SQL}
 ORDER BY 1, 2, 3
 """
 
@@ -195,7 +195,7 @@ def describe_relation(tx: Transaction, oid: int, visibility: Visibility) -> dict
 def _constraints(tx: Transaction, oid: int, visibility: Visibility) -> dict[str, Any]:
     constraints = tx.rows(_CONSTRAINTS_SQL, {"oid": oid})
     primary = [c for c in constraints if c["type"] == "p"]
-    referenced_by = tx.rows(_REFERENCED_BY_SQL, {"oid": oid})
+    referenced_by = tx.rows(_REFERENCED_BY_SQL, visibility.params(oid=oid))
     return {
         "primary_key": primary[0]["columns"] if primary else None,
         "unique_constraints": [{"name": c["name"], "columns": c["columns"]} for c in constraints if c["type"] == "u"],

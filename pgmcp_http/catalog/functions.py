@@ -45,11 +45,11 @@ ORDER BY 3
 def list_functions(tx: Transaction, visibility: Visibility, *, schema: str | None = None) -> list[dict[str, Any]]:
     """User functions (not those of extensions) in the visible schemas."""
     rows = tx.rows(_LIST_SQL, visibility.params(schema=schema))
-    return [row for row in rows if visibility.schema_visible(row["schema"])]
+    return [row for row in rows if visibility.function_visible(row["schema"], row["name"])]
 
 
 def describe_function(tx: Transaction, visibility: Visibility, *, schema: str, name: str) -> list[dict[str, Any]]:
     """Every overload of ``schema.name``: signature, result, language, volatility, source."""
-    if not visibility.schema_visible(schema):
+    if not visibility.function_visible(schema, name):
         return []
     return tx.rows(_DESCRIBE_SQL, visibility.params(schema=schema, name=name))

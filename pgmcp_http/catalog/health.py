@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgmcp_http.catalog.relations import human_bytes
-from pgmcp_http.catalog.visibility import Visibility
+from pgmcp_http.catalog.visibility import Visibility, accessible_relation_sql
 from pgmcp_http.db import Transaction
 
 __all__ = ["SECTIONS", "WRAPAROUND_LIMIT", "ServerFacts", "StatementsView", "health_sections", "server_facts"]
@@ -87,13 +87,15 @@ LEFT JOIN pg_catalog.pg_class v ON v.relnamespace = n.oid AND v.relname = 'pg_st
 """
 
 
-def _visible(schema: str, table: str) -> str:
-    """SQL condition: ``schema.table`` is a user relation the configuration lets callers see."""
+def _visible(schema: str, table: str, relid: str) -> str:
+    """SQL condition: ``schema.table`` (oid ``relid``) is a user relation the configuration lets callers see,
+    and, with a role mapping, one the caller's role may use."""
     return (
         f"{schema} NOT IN ('pg_catalog', 'information_schema') AND {schema} NOT LIKE 'pg\\_toast%%' "
         f"AND {schema} NOT LIKE 'pg\\_temp\\_%%' "
         f"AND (%(allowed)s::text[] IS NULL OR {schema} = ANY(%(allowed)s::text[])) "
-        f"AND NOT ({table} = ANY(%(blocked)s::text[]) OR ({schema} || '.' || {table}) = ANY(%(blocked)s::text[]))"
+        f"AND NOT ({table} = ANY(%(blocked)s::text[]) OR ({schema} || '.' || {table}) = ANY(%(blocked)s::text[])) "
+        f"AND {accessible_relation_sql(relid, schema)}"
     )
 
 
@@ -199,7 +201,7 @@ SELECT pg_catalog.json_build_object(
                s.idx_blks_read, s.idx_blks_hit,
                {_percent('s.idx_blks_hit', 's.idx_blks_hit + s.idx_blks_read')} AS index_hit_percent
         FROM pg_catalog.pg_statio_user_tables s
-        WHERE {_visible('s.schemaname', 's.relname')}
+        WHERE {_visible('s.schemaname', 's.relname', 's.relid')}
           AND s.heap_blks_hit + s.heap_blks_read + COALESCE(s.idx_blks_hit + s.idx_blks_read, 0) > 0
         ORDER BY s.heap_blks_read + COALESCE(s.idx_blks_read, 0) DESC, s.heap_blks_hit DESC, 1, 2
         LIMIT %(limit)s''',
@@ -222,7 +224,7 @@ WITH t AS (
            GREATEST(s.last_analyze, s.last_autoanalyze) AS analyzed_at
     FROM pg_catalog.pg_stat_user_tables s
     JOIN pg_catalog.pg_class c ON c.oid = s.relid
-    WHERE {_visible('s.schemaname', 's.relname')}
+    WHERE {_visible('s.schemaname', 's.relname', 's.relid')}
 )
 SELECT pg_catalog.json_build_object(
     'autovacuum', pg_catalog.current_setting('autovacuum')::boolean,
@@ -252,7 +254,7 @@ WITH unused AS (
     FROM pg_catalog.pg_stat_user_indexes s
     JOIN pg_catalog.pg_index i ON i.indexrelid = s.indexrelid
     WHERE s.idx_scan = 0 AND i.indisvalid AND NOT i.indisunique AND NOT i.indisprimary AND NOT i.indisexclusion
-      AND {_visible('s.schemaname', 's.relname')}
+      AND {_visible('s.schemaname', 's.relname', 's.relid')}
 ), invalid AS (
     SELECT n.nspname AS schema, c.relname AS "table", ic.relname AS name,
            pg_catalog.format('%%I.%%I', n.nspname, ic.relname) AS sql_name,
@@ -263,7 +265,7 @@ WITH unused AS (
     JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
     JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE NOT i.indisvalid AND {_visible('n.nspname', 'c.relname')}
+    WHERE NOT i.indisvalid AND {_visible('n.nspname', 'c.relname', 'c.oid')}
 )
 SELECT pg_catalog.json_build_object(
     'stats_reset', (SELECT d.stats_reset FROM pg_catalog.pg_stat_database d
@@ -301,7 +303,7 @@ SELECT pg_catalog.json_build_object(
         FROM pg_catalog.pg_class c
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid
-        WHERE c.relkind IN ('r', 'm') AND {_visible('n.nspname', 'c.relname')}
+        WHERE c.relkind IN ('r', 'm') AND {_visible('n.nspname', 'c.relname', 'c.oid')}
         ORDER BY {_XID_AGE} DESC, 1, 2 LIMIT %(limit)s''', "r.xid_age DESC, r.schema, r.name")})
 """
 
@@ -410,6 +412,7 @@ def health_sections(tx: Transaction, visibility: Visibility, facts: ServerFacts,
     if parts:
         sql = f"WITH {_LOCKED_CTE}\nSELECT " + ",\n".join(f"({text}) AS {name}" for name, text in parts.items())
         params = {"allowed": visibility.schema_filter(), "blocked": visibility.never_shown(),
+                  "by_privilege": visibility.by_privilege,
                   "limit": limit, "threshold": threshold_seconds}
         (raw,) = tx.rows(sql, params)
     result: dict[str, dict[str, Any]] = {}

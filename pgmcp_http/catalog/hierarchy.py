@@ -1,28 +1,29 @@
 """Partitioning and inheritance of one relation: its key, its partitions, its parents and children.
 
-Parents and children in hidden schemas or in BLOCKED_TABLES are counted but
-not named, so describing a visible table does not reveal what is hidden.
+Parents and children in hidden schemas, in BLOCKED_TABLES, or (with a role
+mapping) that the caller's role may not use are counted but not named, so
+describing a visible table does not reveal what is hidden.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pgmcp_http.catalog.visibility import Visibility
+from pgmcp_http.catalog.visibility import Visibility, accessible_relation_sql
 from pgmcp_http.db import Transaction
 
 __all__ = ["hierarchy"]
 
-_SQL = """
+_SQL = f"""
 SELECT CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END AS partition_key,
        c.relispartition AS is_partition,
        CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid, true) END AS partition_bound,
-       ARRAY(SELECT ARRAY[pn.nspname::text, p.relname::text]
+       ARRAY(SELECT ARRAY[pn.nspname::text, p.relname::text, {accessible_relation_sql('p.oid', 'pn.oid')}::text]
              FROM pg_catalog.pg_inherits i
              JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
              JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
              WHERE i.inhrelid = c.oid ORDER BY i.inhseqno) AS parents,
-       ARRAY(SELECT ARRAY[kn.nspname::text, k.relname::text,
+       ARRAY(SELECT ARRAY[kn.nspname::text, k.relname::text, {accessible_relation_sql('k.oid', 'kn.oid')}::text,
                           COALESCE(pg_catalog.pg_get_expr(k.relpartbound, k.oid, true), '')]
              FROM pg_catalog.pg_inherits i
              JOIN pg_catalog.pg_class k ON k.oid = i.inhrelid
@@ -35,14 +36,14 @@ WHERE c.oid = %(oid)s
 
 def hierarchy(tx: Transaction, visibility: Visibility, oid: int) -> dict[str, Any]:
     """``partitioning`` (key or bound, partitions) and ``inheritance`` (parents, children) of a relation."""
-    (row,) = tx.rows(_SQL, {"oid": oid})
+    (row,) = tx.rows(_SQL, visibility.params(oid=oid))
     parents = _named(row["parents"], visibility)
     children = _named(row["children"], visibility)
     result: dict[str, Any] = {}
     if row["partition_key"] is not None:
         result["partitioning"] = {
             "key": row["partition_key"],
-            "partitions": [{"schema": s, "name": n, "bound": extra} for s, n, extra in children["shown"]],
+            "partitions": [{"schema": s, "name": n, "bound": bound} for s, n, bound in children["shown"]],
             "hidden_partitions": children["hidden"],
         }
     elif row["is_partition"]:
@@ -60,6 +61,9 @@ def hierarchy(tx: Transaction, visibility: Visibility, oid: int) -> dict[str, An
     return result
 
 
-def _named(pairs: list[list[str]], visibility: Visibility) -> dict[str, Any]:
-    shown = [pair for pair in pairs if visibility.table_visible(pair[0], pair[1])]
-    return {"shown": shown, "hidden": len(pairs) - len(shown)}
+def _named(entries: list[list[str]], visibility: Visibility) -> dict[str, Any]:
+    """[schema, name, accessible ('true'/'false'), extra...] entries: those shown (without the flag), and how
+    many are hidden (by the configuration, or because the caller's role may not use them)."""
+    shown = [[schema, name, *extra] for schema, name, accessible, *extra in entries
+             if accessible == "true" and visibility.table_visible(schema, name)]
+    return {"shown": shown, "hidden": len(entries) - len(shown)}

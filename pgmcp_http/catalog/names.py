@@ -13,6 +13,7 @@ from pgmcp_http.catalog.visibility import (
     ACCESSIBLE_FUNCTION_SQL,
     ACCESSIBLE_RELATION_SQL,
     ACCESSIBLE_SCHEMA_SQL,
+    PARENT_SQL,
     Visibility,
 )
 from pgmcp_http.db import Transaction
@@ -43,7 +44,8 @@ _TABLES_SQL = f"""
 SELECT name, count(*) OVER () AS total FROM (
     SELECT DISTINCT c.relname AS name
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND NOT c.relispartition AND {_HIDDEN}
+    WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND {_HIDDEN}
+      AND (NOT c.relispartition OR {PARENT_SQL} = ANY(%(blocked_qualified)s::text[]))  -- folded under a shown parent
       AND (%(schema)s::text IS NULL OR n.nspname = %(schema)s::text)
       AND lower(c.relname) LIKE %(prefix)s AND {ACCESSIBLE_RELATION_SQL}
       AND NOT c.relname = ANY(%(blocked_names)s::text[])
@@ -60,6 +62,7 @@ SELECT name, count(*) OVER () AS total FROM (
     WHERE {_HIDDEN} AND d.objid IS NULL
       AND (%(schema)s::text IS NULL OR n.nspname = %(schema)s::text)
       AND lower(p.proname) LIKE %(prefix)s AND {ACCESSIBLE_FUNCTION_SQL}
+      AND NOT (n.nspname || '.' || p.proname) = ANY(%(hidden_functions)s::text[])
 ) f
 ORDER BY name LIMIT %(limit)s
 """
@@ -90,4 +93,6 @@ def table_names(tx: Transaction, visibility: Visibility, prefix: str, *, schema:
 def function_names(tx: Transaction, visibility: Visibility, prefix: str, *, schema: str | None,
                    limit: int) -> NameMatches:
     """User functions (not an extension's), one entry per name whatever its overloads."""
-    return _run(tx, _FUNCTIONS_SQL, visibility.params(schema=schema, prefix=_pattern(prefix), limit=limit))
+    hidden = sorted(f"{schema}.{name}" for schema, name in visibility.hidden_functions)
+    return _run(tx, _FUNCTIONS_SQL, visibility.params(schema=schema, prefix=_pattern(prefix), limit=limit,
+                                                      hidden_functions=hidden))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pgmcp_http.catalog.visibility import ACCESSIBLE_RELATION_SQL, ACCESSIBLE_SCHEMA_SQL, Visibility
+from pgmcp_http.catalog.visibility import ACCESSIBLE_RELATION_SQL, ACCESSIBLE_SCHEMA_SQL, PARENT_SQL, Visibility
 from pgmcp_http.db import Transaction
 
 __all__ = ["RELATION_KINDS", "RelationPage", "human_bytes", "list_relations", "list_schemas", "relations_page"]
@@ -53,7 +53,7 @@ SELECT n.nspname AS schema,
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
-  AND (%(include_partitions)s OR NOT c.relispartition)
+  AND (%(include_partitions)s OR NOT c.relispartition OR {PARENT_SQL} = ANY(%(hidden)s::text[]))
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp\\_%%'
   AND (%(schema)s::text IS NULL OR n.nspname = %(schema)s::text)
@@ -108,17 +108,17 @@ def relations_page(tx: Transaction, visibility: Visibility, *, schema: str | Non
     found = tx.rows(_RELATIONS_SQL, visibility.params(
         schema=schema, pattern=name_pattern, include_partitions=include_partitions,
         after_schema=after[0] if after else None, after_name=after[1] if after else None,
-        limit=None if limit is None else limit + 1,
+        limit=None if limit is None else limit + 1, hidden=visibility.never_shown(),
     ))
     more = limit is not None and len(found) > limit
     if more:
         found = found[:limit]
-    relations = [_entry(row) for row in found if visibility.table_visible(row["schema"], row["name"])]
+    relations = [_entry(row, visibility) for row in found if visibility.table_visible(row["schema"], row["name"])]
     next_after = (found[-1]["schema"], found[-1]["name"]) if more else None
     return RelationPage(relations=relations, next_after=next_after)
 
 
-def _entry(row: dict[str, Any]) -> dict[str, Any]:
+def _entry(row: dict[str, Any], visibility: Visibility) -> dict[str, Any]:
     kind = RELATION_KINDS[row["relkind"]]
     estimate = row["row_estimate"]
     entry: dict[str, Any] = {"schema": row["schema"], "name": row["name"], "kind": kind, "owner": row["owner"]}
@@ -132,7 +132,7 @@ def _entry(row: dict[str, Any]) -> dict[str, Any]:
             entry["analyzed"] = False
     if kind == "partitioned table":
         entry["partitions"] = row["partitions"]
-    if row["partition_of"]:
+    if row["partition_of"] and visibility.table_visible(*row["partition_of"]):  # a hidden parent goes unnamed
         parent_schema, parent = row["partition_of"]
         entry["partition_of"] = {"schema": parent_schema, "name": parent}
     entry["can_select"] = row["can_select"]

@@ -19,16 +19,25 @@ from dataclasses import dataclass, replace
 from pgmcp_http.sqlguard import GuardPolicy
 
 __all__ = ["ACCESSIBLE_FUNCTION_SQL", "ACCESSIBLE_RELATION_SQL", "ACCESSIBLE_SCHEMA_SQL", "HIDDEN_SCHEMA_PATTERNS",
-           "Visibility"]
+           "PARENT_SQL", "Visibility", "accessible_relation_sql"]
 
 HIDDEN_SCHEMA_PATTERNS = ("pg_catalog", "information_schema", "pg_toast%", "pg_temp_%")
 
 ACCESSIBLE_SCHEMA_SQL = "(NOT %(by_privilege)s OR pg_catalog.has_schema_privilege(n.oid, 'USAGE'))"
-ACCESSIBLE_RELATION_SQL = (
-    "(NOT %(by_privilege)s OR (pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND "
-    "(pg_catalog.has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') OR "
-    "pg_catalog.has_any_column_privilege(c.oid, 'SELECT, INSERT, UPDATE, REFERENCES'))))"
-)
+def accessible_relation_sql(relation: str = "c.oid", namespace: str = "n.oid") -> str:
+    """SQL: the caller's role may use the relation ``relation`` (an oid) in schema ``namespace`` (an oid or a
+    name), or visibility is not by privilege (needs the ``by_privilege`` parameter)."""
+    return (f"(NOT %(by_privilege)s OR (pg_catalog.has_schema_privilege({namespace}, 'USAGE') AND "
+            f"(pg_catalog.has_table_privilege({relation}, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, "
+            f"TRIGGER') OR pg_catalog.has_any_column_privilege({relation}, 'SELECT, INSERT, UPDATE, REFERENCES'))))")
+
+
+ACCESSIBLE_RELATION_SQL = accessible_relation_sql()
+PARENT_SQL = ("(SELECT pn.nspname || '.' || pc.relname FROM pg_catalog.pg_inherits i "
+              "JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent "
+              "JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid)")
+"""``schema.name`` of a partition's parent (``c`` is the partition): a partition whose parent is hidden is
+listed on its own rather than folded under a parent nobody sees."""
 ACCESSIBLE_FUNCTION_SQL = ("(NOT %(by_privilege)s OR (pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND "
                            "pg_catalog.has_function_privilege(p.oid, 'EXECUTE')))")
 
@@ -43,15 +52,21 @@ class Visibility:
     by_privilege: bool = False
     hidden: frozenset[tuple[str, str]] = frozenset()
     """Views, partitions and parents that return a blocked table's rows (see sqlguard/lineage.py)."""
+    hidden_functions: frozenset[tuple[str, str]] = frozenset()
+    """Functions (schema, name) whose BEGIN ATOMIC body returns a blocked table's rows."""
 
     @classmethod
     def from_policy(cls, policy: GuardPolicy, *, by_privilege: bool = False) -> Visibility:
         return cls(allowed_schemas=policy.allowed_schemas, blocked_tables=policy.blocked_tables,
                    by_privilege=by_privilege)
 
-    def hiding(self, relations: frozenset[tuple[str, str]]) -> Visibility:
-        """The same rules, with ``relations`` hidden too."""
-        return replace(self, hidden=relations) if relations else self
+    def hiding(self, relations: frozenset[tuple[str, str]],
+               functions: frozenset[tuple[str, str]] = frozenset()) -> Visibility:
+        """The same rules, with ``relations`` and ``functions`` hidden too."""
+        return replace(self, hidden=relations, hidden_functions=functions) if relations or functions else self
+
+    def function_visible(self, schema: str, name: str) -> bool:
+        return self.schema_visible(schema) and (schema, name) not in self.hidden_functions
 
     def params(self, **params: object) -> dict[str, object]:
         """``params`` plus what the catalog queries' visibility filters read (``allowed``, ``by_privilege``)."""

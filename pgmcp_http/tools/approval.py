@@ -1,6 +1,6 @@
 """One statement from a caller, approved for this database: the guard's verdict, then what only the
-database knows (which of the functions it calls are SECURITY DEFINER, which of the relations it names
-are views, partitions or parents over a blocked table)."""
+database knows (which of the functions it calls are SECURITY DEFINER, which of the relations it names or
+functions it calls return a blocked table's rows)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ def approve(tx: Transaction, sql: str, ctx: ToolContext) -> Approved:
     """Approve ``sql`` or raise Refusal; the catalog's SECURITY DEFINER list and blocked lineage are read
     through the worker's short-lived memos, so most calls add no round trip."""
     approved = ctx.guard.check(sql)
-    if approved.references and ctx.policy.restricts_relations:
-        reason = ctx.lineage.get(tx, ctx.policy).refusal(approved.references, ctx.policy)
+    if (approved.references or approved.functions) and ctx.policy.restricts_relations:
+        reason = ctx.lineage.get(tx, ctx.policy).refusal(approved.references, ctx.policy, approved.functions)
         if reason is not None:
             raise Refusal(reason)
     if approved.functions or approved.operators:

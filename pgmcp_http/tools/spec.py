@@ -59,11 +59,12 @@ class ToolContext:
 
     def visibility(self, tx: Transaction) -> Visibility:
         """What the catalog tools may show in ``tx`` (see :mod:`pgmcp_http.catalog.visibility`): views,
-        partitions and parents over a blocked table are hidden like the table."""
+        partitions, parents and functions that return a blocked table's rows are hidden like the table."""
         visibility = Visibility.from_policy(self.policy, by_privilege=self.roles_mapped)
         if not self.policy.restricts_relations:
             return visibility
-        return visibility.hiding(self.lineage.get(tx, self.policy).hidden)
+        lineage = self.lineage.get(tx, self.policy)
+        return visibility.hiding(lineage.hidden, lineage.hidden_functions)
 
 
 ToolFn = Callable[[Transaction, dict[str, Any], ToolContext], dict[str, Any]]
