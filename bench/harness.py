@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -187,6 +188,17 @@ def sequential_calls(port: int, calls: int, *, headers: dict[str, str] | None = 
             raise RuntimeError(f"call failed: {reply.status} {data[:300]!r}")
     conn.close()
     return samples
+
+
+def print_latencies(medians: dict[str, list[float]], *, rounds: int, calls: int) -> None:
+    """One line per configuration: the median of its rounds' medians, and how it compares with the first."""
+    baseline = statistics.median(next(iter(medians.values())))
+    print(f"tools/call `query` one at a time, {rounds} rounds x {calls} calls, median latency per configuration")
+    width = max(len(name) for name in medians) + 2
+    print(f"{'configuration':<{width}} {'median ms':>10} {'vs first':>9} {'added us':>9}")
+    for name, values in medians.items():
+        median = statistics.median(values)
+        print(f"{name:<{width}} {median * 1000:>10.3f} {median / baseline:>8.3f}x {(median - baseline) * 1e6:>9.0f}")
 
 
 def rss_mb(pid: int) -> float:

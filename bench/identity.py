@@ -100,12 +100,7 @@ def run(folder: Path) -> None:
                         medians[name].append(statistics.median(measure(running.port, CALLS)))
                     except OSError as exc:
                         raise RuntimeError(f"{name}: {exc}; server log: {running.log.read_text()[-2000:]}") from exc
-    baseline = statistics.median(medians[next(iter(configs))])
-    print(f"tools/call `query` one at a time, {ROUNDS} rounds x {CALLS} calls, median latency per configuration")
-    print(f"{'configuration':<50} {'median ms':>10} {'vs baseline':>12} {'added us':>9}")
-    for name, values in medians.items():
-        median = statistics.median(values)
-        print(f"{name:<50} {median * 1000:>10.3f} {median / baseline:>11.3f}x {(median - baseline) * 1e6:>9.0f}")
+    harness.print_latencies(medians, rounds=ROUNDS, calls=CALLS)
 
 
 if __name__ == "__main__":

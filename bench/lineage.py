@@ -104,12 +104,7 @@ def main() -> None:
                     medians[name].append(statistics.median(harness.sequential_calls(running.port, CALLS)))
     print(f"catalog: {VIEWS} views ({VIEWS // 2} over a blocked table), {PARTITIONS} partitions (one blocked)")
     print(f"lineage query + trace alone: {query_ms:.2f} ms median, {links} links returned, {hidden} relations hidden")
-    print(f"tools/call `query` one at a time, {ROUNDS} rounds x {CALLS} calls, median latency per configuration")
-    baseline = statistics.median(medians[next(iter(CONFIGURATIONS))])
-    print(f"{'configuration':<52} {'median ms':>10} {'vs first':>9} {'added us':>9}")
-    for name, values in medians.items():
-        median = statistics.median(values)
-        print(f"{name:<52} {median * 1000:>10.3f} {median / baseline:>8.3f}x {(median - baseline) * 1e6:>9.0f}")
+    harness.print_latencies(medians, rounds=ROUNDS, calls=CALLS)
 
 
 if __name__ == "__main__":
