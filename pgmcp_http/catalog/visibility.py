@@ -24,6 +24,8 @@ __all__ = ["ACCESSIBLE_FUNCTION_SQL", "ACCESSIBLE_RELATION_SQL", "ACCESSIBLE_SCH
 HIDDEN_SCHEMA_PATTERNS = ("pg_catalog", "information_schema", "pg_toast%", "pg_temp_%")
 
 ACCESSIBLE_SCHEMA_SQL = "(NOT %(by_privilege)s OR pg_catalog.has_schema_privilege(n.oid, 'USAGE'))"
+
+
 def accessible_relation_sql(relation: str = "c.oid", namespace: str = "n.oid") -> str:
     """SQL: the caller's role may use the relation ``relation`` (an oid) in schema ``namespace`` (an oid or a
     name), or visibility is not by privilege (needs the ``by_privilege`` parameter)."""
