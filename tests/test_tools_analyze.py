@@ -149,6 +149,13 @@ def test_analyze_never_runs_the_statement(planner):
     assert data["summary"]["node_types"]["Aggregate"] in (1, 2)
 
 
+def test_an_overflowed_plan_with_the_largest_row_estimate_is_shown(planner):
+    """Infinity for the cost and 1e100 rows, which PostgreSQL prints as a 101-digit integer."""
+    summary = analyze(planner, nested(16, wide=True))["summary"]
+    assert summary["total_cost"] == "Infinity" and summary["estimated_rows"] == 1e100
+    assert summary["estimate_overflowed"] is True
+
+
 @pytest.mark.parametrize(("levels", "word"), [(16, "Infinity"), (17, "NaN")])
 def test_a_plan_whose_estimate_overflows_is_shown_with_a_note(planner, levels, word):
     """PostgreSQL prints such costs as bare Infinity / NaN (not JSON): the plan is shown, the costs as those

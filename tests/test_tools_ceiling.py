@@ -24,13 +24,19 @@ CROSS_JOIN = (f"SELECT /* {MARKER} */ count(*) FROM users a, orders b, order_ite
               "WHERE a.id > $1")
 
 
-def nested(levels: int, marker: str = MARKER) -> str:
+def nested(levels: int, marker: str = MARKER, *, wide: bool = False) -> str:
     """``levels`` nested correlated subqueries over huge series: planned in milliseconds, but from 16 levels
-    the planner's cost overflows to Infinity, and from 17 the top node's cost is NaN (PostgreSQL 15)."""
+    the planner's cost overflows to Infinity, and from 17 the top node's cost is NaN (PostgreSQL 15).
+    ``wide`` returns every row of a cross join of six more series instead of their max: the row estimate
+    is then PostgreSQL's ceiling, 1e100, printed as a 101-digit integer."""
     inner = f"t{levels}.x"
     for level in range(levels, 0, -1):
         inner = (f"(SELECT max({inner}) FROM (SELECT generate_series(1, 9000000000000000000) AS x) AS t{level} "
                  f"WHERE t{level}.x > t{level - 1}.x)")
+    if wide:
+        series = ", ".join(f"generate_series(1, 1000000000000000000) g{i}" for i in range(6))
+        return (f"SELECT /* {marker} */ {inner} AS v "
+                f"FROM (SELECT generate_series(1, 9000000000000000000) AS x) AS t0, {series}")
     return (f"SELECT /* {marker} */ max(v) FROM (SELECT {inner} AS v "
             f"FROM (SELECT generate_series(1, 9000000000000000000) AS x) AS t0) z")
 
@@ -93,14 +99,15 @@ def test_no_argument_lifts_the_ceiling(ceiling_server):
 # -- estimates PostgreSQL cannot put a number on -------------------------------------------
 
 
-@pytest.mark.parametrize(("levels", "word"), [(16, "Infinity"), (17, "NaN")])
-def test_a_cost_of_infinity_or_nan_is_refused_over_mcp_and_nothing_runs(pg, ceiling_server, levels, word):
-    marker = f"pgmcp_overflow_{levels}"
+@pytest.mark.parametrize(("levels", "word", "wide"), [(16, "Infinity", False), (17, "NaN", False),
+                                                     (16, "Infinity", True)])
+def test_a_cost_of_infinity_or_nan_is_refused_over_mcp_and_nothing_runs(pg, ceiling_server, levels, word, wide):
+    marker = f"pgmcp_overflow_{levels}_{int(wide)}"
     pids = worker_pids(ceiling_server)
     with statements_seen(pg, marker) as seen:
         reply = modern_rpc(ceiling_server.url, "tools/call",
-                           {"name": "query", "arguments": {"sql": nested(levels, marker)}})
-    assert reply.status == 200, reply.body
+                           {"name": "query", "arguments": {"sql": nested(levels, marker, wide=wide)}})
+    assert reply.status == 200 and "result" in reply.body, reply.body  # not -32603, internal error
     result = reply.body["result"]
     assert result["isError"] is True, result
     text = result["content"][0]["text"]

@@ -56,7 +56,7 @@ CASES: list[tuple[str, Any, str]] = [
     ("'\"just a string\"'::jsonb", "just a string", "jsonb"),
     ("'1e400'::json", float("inf"), "json"),  # sent as 1e400, exactly as written (Python reads it as inf)
     ("'1e400'::jsonb", 10**400, "jsonb"),  # jsonb writes it as 401 digits: sent as those digits
-    (r"""'"\ud800x"'::json""", "\ufffdx", "json"),  # a lone surrogate json accepts: U+FFFD, not a 500
+    (r"""'"\ud800x"'::json""", "\ud800x", "json"),  # a lone surrogate escape json accepts: sent as written
     ("ARRAY['a\"b', NULL, 'c,d', '']", ['a"b', None, "c,d", ""], "text[]"),
     ("ARRAY[[1, 2], [3, 4]]", [[1, 2], [3, 4]], "integer[]"),
     ("'{}'::int[]", [], "integer[]"),
@@ -98,7 +98,8 @@ def test_nulls_of_every_type_are_json_null(server):
 
 def test_json_numbers_no_double_holds_are_sent_as_postgresql_wrote_them(server):
     body = json.dumps({"name": "query", "arguments": {
-        "sql": "SELECT '1e400'::json AS a, '[1e400, 2]'::jsonb AS b"}})
+        "sql": "SELECT '1e400'::json AS a, '[1e400, 2]'::jsonb AS b, ('1' || repeat('0', 5000))::jsonb AS c, "
+               "(repeat('[', 1500) || repeat(']', 1500))::json AS d"}})
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
         conn.request("POST", "/mcp/tools/call", body=body, headers={"Content-Type": "application/json"})
@@ -107,4 +108,7 @@ def test_json_numbers_no_double_holds_are_sent_as_postgresql_wrote_them(server):
     finally:
         conn.close()
     assert reply.status == 200
-    assert b'"rows":[{"a":1e400,"b":[1' + b"0" * 400 + b',2]}]' in raw  # not null, not inf
+    # Not null, not inf, and not Python's limit of 4,300 digits for an int: what PostgreSQL wrote.
+    # Nesting deeper than orjson's 1,024 levels is sent as written too.
+    assert (b'"rows":[{"a":1e400,"b":[1' + b"0" * 400 + b', 2],"c":1' + b"0" * 5000 + b',"d":' + b"[" * 1500
+            + b"]" * 1500 + b"}]") in raw

@@ -15,8 +15,9 @@ server's text output straight into JSON-ready Python values:
   (written as ``null`` by orjson, but not ``None``, so the text formats can
   tell it from SQL NULL); the non-numbers ``Infinity``, ``-Infinity`` and
   ``NaN`` that ``EXPLAIN (FORMAT JSON)`` prints unquoted for estimates that
-  overflow become those words as strings, as for float8; a number no double
-  or 64-bit integer holds is sent exactly as PostgreSQL wrote it;
+  overflow become those words as strings, as for float8; a value orjson
+  cannot hold (``1e400``, a lone surrogate escape, nesting deeper than 1,024)
+  is sent exactly as PostgreSQL wrote it;
 - ranges: PostgreSQL's text (``[1,5)``);
 - arrays of all of these: lists; every other type: PostgreSQL's text.
 """
@@ -26,7 +27,6 @@ from __future__ import annotations
 import base64
 import enum
 import json
-import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -99,36 +99,39 @@ class JsonNull(enum.Enum):
 JSON_NULL = JsonNull.NULL
 
 
+class _NonNumber(ValueError):
+    """A bare Infinity or NaN: the text is EXPLAIN's, not JSON."""
+
+
+def _refuse_non_number(word: str) -> str:
+    raise _NonNumber(word)
+
+
 def _word(word: str) -> str:
     return word  # "Infinity", "-Infinity" or "NaN": JSON has no such numbers; keep the word, as for float8
 
 
-def _integer(text: str) -> int | orjson.Fragment:
-    number = int(text)
-    return number if -(2**63) <= number < 2**64 else orjson.Fragment(text)  # orjson writes 64 bits at most
+def _estimate(text: str) -> int | float:
+    return int(text) if len(text) <= 18 else float(text)  # a plan's 1e100 rows ceiling is 101 digits long
 
 
-def _decimal(text: str) -> float | orjson.Fragment:
-    number = float(text)
-    return number if math.isfinite(number) else orjson.Fragment(text)  # 1e400: kept as written, not inf
+def _unusual_json(text: str) -> Any:
+    """What orjson refuses, in one of two kinds.
 
-
-def _without_lone_surrogates(value: Any) -> Any:
-    """Strings as UTF-8 can carry them: a lone surrogate (``"\\ud800"``, which json accepts) becomes U+FFFD."""
-    if isinstance(value, str):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(value, list):
-        return [_without_lone_surrogates(item) for item in value]
-    if isinstance(value, dict):
-        return {_without_lone_surrogates(key): _without_lone_surrogates(item) for key, item in value.items()}
-    return value
-
-
-def _lenient_json(text: str) -> Any:
-    """What orjson refuses: EXPLAIN's bare Infinity and NaN, numbers beyond 64 bits or a double (``1e400``,
-    kept as written with :class:`orjson.Fragment`), lone surrogates. Read by the standard library, so only
-    these rare values pay for it."""
-    return _without_lone_surrogates(json.loads(text, parse_constant=_word, parse_int=_integer, parse_float=_decimal))
+    EXPLAIN prints overflowed estimates as bare ``Infinity`` and ``NaN``: such a plan is decoded with
+    those words as strings, and numbers too long for 64 bits as floats (they are estimates). Any other
+    text PostgreSQL sends for json/jsonb is JSON it has already checked, which orjson cannot hold in
+    Python (a number beyond a double such as ``1e400``, a lone surrogate escape, nesting deeper than
+    1,024): it is sent exactly as PostgreSQL wrote it (:class:`orjson.Fragment`). Checking which kind
+    costs a parse with the standard library, and only these rare values pay it.
+    """
+    try:
+        json.loads(text, parse_constant=_refuse_non_number, parse_int=str, parse_float=str)
+    except _NonNumber:
+        return json.loads(text, parse_constant=_word, parse_int=_estimate)
+    except (ValueError, RecursionError):
+        pass  # deeper than Python's recursion limit: PostgreSQL has already checked that it is JSON
+    return orjson.Fragment(text)
 
 
 def _json(value: str | None, _cur: Any) -> Any:
@@ -137,7 +140,7 @@ def _json(value: str | None, _cur: Any) -> Any:
     try:
         decoded = orjson.loads(value)
     except orjson.JSONDecodeError:
-        decoded = _lenient_json(value)
+        return _unusual_json(value)
     return JSON_NULL if decoded is None else decoded
 
 
