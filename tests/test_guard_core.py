@@ -124,7 +124,7 @@ def test_unqualified_names_resolve_through_the_search_path():
     """With ALLOWED_SCHEMAS set, the search path is exactly those schemas: an unqualified name cannot
     reach a blocked table elsewhere. Without it, the path is unknown and every same-named entry counts."""
     policy = GuardPolicy(allowed_schemas=("public",), blocked_tables=("app.secrets",))
-    assert check("SELECT * FROM secrets", policy).relations == frozenset({"secrets"})
+    assert check("SELECT * FROM secrets", policy).relations == frozenset({(None, "secrets")})
     with pytest.raises(Refusal, match="may resolve to app.secrets"):
         check("SELECT * FROM secrets", GuardPolicy(blocked_tables=("app.secrets",)))
     with pytest.raises(Refusal, match="may resolve to app.secrets"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 
+from pgmcp_http.catalog.visibility import Visibility
 from pgmcp_http.db import Transaction
 from pgmcp_http.sqlguard import GuardPolicy
 from pgmcp_http.sqlguard.lineage import FUNCTION, RELATION, Lineage, Link, trace
@@ -85,8 +86,7 @@ WHERE ((l.how = 'part of' AND l.source IN (SELECT oid FROM secret))  -- hashed, 
 
 def read_links(tx: Transaction, policy: GuardPolicy) -> list[Link]:
     """The links that lead away from what ``policy`` keeps out, in one catalog query."""
-    names = [entry for entry in policy.blocked_tables if "." not in entry]
-    qualified = [entry for entry in policy.blocked_tables if "." in entry]
+    names, qualified = Visibility.from_policy(policy).blocked_lists()
     rows = tx.rows(_LINKS_SQL, {"blocked_names": names, "blocked_qualified": qualified,
                                 "allowed": list(policy.allowed_schemas) or None})
     return [Link(reader=(row["reader_schema"], row["reader_name"]), source=(row["source_schema"], row["source_name"]),

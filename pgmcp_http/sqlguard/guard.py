@@ -41,7 +41,7 @@ class Approved:
     parameters so ``%`` stays as it is); ``param_count`` is the
     number of parameters it expects; ``kind`` is ``select``, ``show`` or
     ``write``; ``server_cursor`` says whether it can run behind ``DECLARE``;
-    ``references`` holds every relation named, as (schema or None, name).
+    ``relations`` holds every relation named, as (schema or None, name).
     """
 
     text: str
@@ -49,10 +49,9 @@ class Approved:
     sql: str
     kind: str
     param_count: int
-    relations: frozenset[str]
+    relations: frozenset[tuple[str | None, str]]
     functions: frozenset[tuple[str | None, str]]
     operators: frozenset[str]
-    references: frozenset[tuple[str | None, str]] = frozenset()
 
     @property
     def server_cursor(self) -> bool:
@@ -93,10 +92,9 @@ def check(sql: str, policy: GuardPolicy) -> Approved:
         sql=sql,
         kind=kind,
         param_count=placeholders.count,
-        relations=frozenset(f"{schema}.{table}" if schema else table for schema, table in relations),
+        relations=frozenset(relations),
         functions=frozenset(functions),
         operators=frozenset(operators),
-        references=frozenset(relations),
     )
 
 

@@ -15,8 +15,8 @@ def approve(tx: Transaction, sql: str, ctx: ToolContext) -> Approved:
     """Approve ``sql`` or raise Refusal; the catalog's SECURITY DEFINER list and blocked lineage are read
     through the worker's short-lived memos, so most calls add no round trip."""
     approved = ctx.guard.check(sql)
-    if (approved.references or approved.functions) and ctx.policy.restricts_relations:
-        reason = ctx.lineage.get(tx, ctx.policy).refusal(approved.references, ctx.policy, approved.functions)
+    if (approved.relations or approved.functions) and ctx.policy.restricts_relations:
+        reason = ctx.lineage.get(tx, ctx.policy).refusal(approved.relations, ctx.policy, approved.functions)
         if reason is not None:
             raise Refusal(reason)
     if approved.functions or approved.operators:

@@ -184,7 +184,8 @@ class Toolbox:
             except Refusal:
                 return spec.name
             operation = {"select": "SELECT", "show": "SHOW"}.get(approved.kind, "WRITE")
-            return " ".join([operation, *sorted(approved.relations)[:4]])
+            names = sorted(f"{schema}.{table}" if schema else table for schema, table in approved.relations)
+            return " ".join([operation, *names[:4]])
         return spec.name
 
     def _run_once(self, spec: ToolSpec, arguments: dict[str, Any], tag: str | None,
