@@ -44,6 +44,7 @@ def test_port_wins_over_health_port():
     ({"MAX_CONNECTIONS": "ten"}, "MAX_CONNECTIONS='ten' is not a whole number"),
     ({"MAX_CONNECTIONS": "0"}, "MAX_CONNECTIONS=0 is out of range"),
     ({"QUERY_TIMEOUT": "-5"}, "QUERY_TIMEOUT=-5 is out of range"),
+    ({"LINEAGE_CHECK_CACHE": "-1"}, "LINEAGE_CHECK_CACHE=-1 is out of range"),
     ({"MAX_CONNECTIONS": "2", "WEB_CONCURRENCY": "3"}, "MAX_CONNECTIONS=2 is less than WEB_CONCURRENCY=3"),
     ({"LOG_LEVEL": "loud"}, "LOG_LEVEL='loud' is not one of"),
     ({"SSL_MODE": "sometimes"}, "SSL_MODE='sometimes' is not one of"),
