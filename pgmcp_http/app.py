@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from pgmcp_http.auth.gate import build_gate
 from pgmcp_http.config import Settings
 from pgmcp_http.observability.logs import configure_logging
 from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST
@@ -19,9 +20,8 @@ from pgmcp_http.web.access import AccessLog, HttpSeries
 from pgmcp_http.web.disconnect import DisconnectWatcher, WatchDisconnects
 from pgmcp_http.web.exchange import begin, current, finish
 from pgmcp_http.web.http import BODY_TOO_LARGE, json_response
-from pgmcp_http.web.identity import Identities
-from pgmcp_http.web.jwt_callers import JwtCallers
 from pgmcp_http.web.mcp import PATH, McpEndpoint, rpc_error_body
+from pgmcp_http.web.wellknown import register_metadata
 
 __all__ = ["create_app", "secrets_of"]
 
@@ -42,14 +42,14 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["PGMCP_STARTED_AT"] = time.time()
     runtime = app.extensions["pgmcp"] = Runtime(settings)
-    tokens = auth.TokenSet(settings.auth_tokens, settings.auth_entries)
-    jwts = JwtCallers(settings.jwt, runtime.roles) if settings.jwt is not None else None
-    gate = app.extensions[auth.GATE_KEY] = auth.Gate(tokens, Identities(tokens.callers, runtime.roles), jwts,
-                                                     settings.auth_header)
+    gate = app.extensions[auth.GATE_KEY] = build_gate(settings, runtime.roles,
+                                                      [spec.name for spec in runtime.toolbox.specs()])
     access = app.extensions[ACCESS_KEY] = AccessLog(runtime.metrics, secrets_of(settings))
     app.register_blueprint(rest.bp)
     app.register_blueprint(probes.bp)
     app.register_blueprint(metrics.bp)
+    if settings.oauth is not None:
+        register_metadata(app, settings.oauth)
     metrics.init_http_metrics(app)
     app.before_request(_start_request)
     app.after_request(_finish_request)
@@ -93,7 +93,7 @@ def _warn_about(settings: Settings) -> None:
                     ", ".join(settings.ignored_url_parameters))
     if not settings.read_only:
         log.warning("READ_ONLY=false: the query tool may INSERT, UPDATE, DELETE and MERGE")
-    if not settings.auth_tokens and not settings.auth_entries and settings.jwt is None:
+    if not settings.auth_configured:
         log.warning("AUTH_TOKENS is not set: anyone who can reach port %s can call the tools and read the "
                     "database; set AUTH_TOKENS (or AUTH_TOKENS_FILE), and REQUIRE_AUTH=true to make this an error",
                     settings.port)

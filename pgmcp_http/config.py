@@ -26,8 +26,8 @@ import psycopg2
 import yaml
 from psycopg2.extensions import parse_dsn
 
-__all__ = ["TOOL_NAME", "VARIABLES", "ConfigError", "JwtSettings", "Settings", "TokenEntry", "Variable",
-           "load_settings", "settings_or_exit"]
+__all__ = ["TOOL_NAME", "VARIABLES", "ConfigError", "JwtSettings", "OAuthSettings", "Settings", "TokenEntry",
+           "Variable", "load_settings", "settings_or_exit"]
 
 
 class ConfigError(ValueError):
@@ -115,8 +115,34 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("JWT_AUDIENCE", "(required with JWT_KEY_FILE)", "the `aud` a JWT must carry"),
     Variable("JWT_ISSUER", "(any)", "the `iss` a JWT must carry"),
     Variable("SUBJECT_CLAIM", "sub", "JWT claim that names the caller (its subject)"),
-    Variable("ROLE_CLAIM", "(none)", "JWT claim naming the caller's PostgreSQL role, checked against ALLOWED_ROLES"),
-    Variable("ALLOWED_ROLES", "(required with ROLE_CLAIM)", "comma-separated roles a JWT's role claim may name"),
+    Variable("ROLE_CLAIM", "(none)", "JWT or OAuth access-token claim naming the caller's PostgreSQL role, checked "
+             "against ALLOWED_ROLES"),
+    Variable("ALLOWED_ROLES", "(required with ROLE_CLAIM)", "comma-separated roles a token's role claim may name"),
+    Variable("OAUTH_RESOURCE", "(none: OAuth sign-in off)", "this server's canonical MCP URL as users type it "
+             "(`https://db.example.com/mcp`): the `resource` of its metadata and the `aud` tokens must carry"),
+    Variable("OAUTH_ISSUERS", "(required with OAUTH_RESOURCE)", "comma-separated issuer URLs of the authorization "
+             "servers whose access tokens are accepted, exactly as each prints its `issuer`"),
+    Variable("OAUTH_JWKS_URL", "(discovered from the issuer)", "signing-key set URL, instead of RFC 8414 / OpenID "
+             "discovery (one issuer only)"),
+    Variable("OAUTH_AUDIENCES", "(none)", "comma-separated extra `aud` values accepted besides OAUTH_RESOURCE (an "
+             "Entra application id URI, say)"),
+    Variable("OAUTH_ALGORITHMS", "RS256,ES256,PS256", "comma-separated signature algorithms access tokens may "
+             "use (asymmetric only)"),
+    Variable("OAUTH_TOKEN_TYPES", "at+jwt", "comma-separated JWT `typ` headers accepted (RFC 9068's `at+jwt` keeps "
+             "ID tokens out); `any` accepts every one, for providers that write `JWT`"),
+    Variable("OAUTH_SCOPES", "db.schema db.read", "scopes advertised in the metadata and asked for by a 401: what "
+             "a client requests at sign-in"),
+    Variable("OAUTH_TOOL_SCOPES", "(built-in mapping)", "`tool=scope scope,...`: the scopes a tool needs, replacing "
+             "the default (catalog tools `db.schema`, the others `db.read`; a write also needs `db.write`)"),
+    Variable("OAUTH_RESOURCE_NAME", "pgmcp-http", "human-readable name in the resource metadata"),
+    Variable("OAUTH_JWKS_CACHE", "600", "seconds a worker keeps an issuer's signing keys before fetching them "
+             "again (an unknown `kid` refetches at once, at most once per min(30 s, this))"),
+    Variable("OAUTH_FETCH_TIMEOUT", "3000", "ms a discovery, key-set or introspection request may take"),
+    Variable("OAUTH_INTROSPECTION_CLIENT_ID", "(none: opaque tokens refused)", "client id this server "
+             "authenticates with at the issuer's RFC 7662 introspection endpoint, to accept opaque tokens"),
+    Variable("OAUTH_INTROSPECTION_CLIENT_SECRET", "(required with the client id)", "its client secret",
+             secret=True),
+    Variable("OAUTH_INTROSPECTION_CLIENT_SECRET_FILE", "", "file holding OAUTH_INTROSPECTION_CLIENT_SECRET"),
     Variable("DEFAULT_ROLE", "(none: the login role)", "PostgreSQL role for callers whose token entry names none"),
     Variable("ROLE_REQUIRED", "false", "refuse every database call of a caller that has no role"),
     Variable("AUDIT_LOG", "stdout", "where the audit trail goes: `stdout`, a file path (appended to) or `off`"),
@@ -181,6 +207,34 @@ class JwtSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OAuthSettings:
+    """How OAuth access tokens from the identity provider are checked (the OAUTH_* variables), and the claim
+    rules they share with JWT_KEY_FILE tokens."""
+
+    resource: str
+    issuers: tuple[str, ...]
+    jwks_url: str | None = None
+    audiences: tuple[str, ...] = ()
+    algorithms: tuple[str, ...] = ("RS256", "ES256", "PS256")
+    token_types: tuple[str, ...] | None = ("at+jwt", "application/at+jwt")
+    scopes: tuple[str, ...] = ("db.schema", "db.read")
+    tool_scopes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    resource_name: str = "pgmcp-http"
+    jwks_cache_s: int = 600
+    fetch_timeout_ms: int = 3_000
+    introspection_client_id: str | None = None
+    introspection_client_secret: str | None = field(default=None, repr=False)
+    subject_claim: str = "sub"
+    role_claim: str | None = None
+    allowed_roles: tuple[str, ...] = ()
+
+    @property
+    def accepted_audiences(self) -> tuple[str, ...]:
+        """Every ``aud`` value a token may carry to be for this server: the resource first."""
+        return (self.resource, *self.audiences)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the server needs to know, validated. Durations are in milliseconds."""
 
@@ -230,6 +284,7 @@ class Settings:
     require_auth: bool = False
     auth_entries: tuple[TokenEntry, ...] = field(default=(), repr=False)
     jwt: JwtSettings | None = None
+    oauth: OAuthSettings | None = None
     default_role: str | None = None
     role_required: bool = False
     audit_log: str = "stdout"
@@ -263,7 +318,14 @@ class Settings:
         found.extend(entry.token for entry in self.auth_entries if entry.token)
         if self.jwt is not None and not self.jwt.key.startswith("-----BEGIN"):
             found.append(self.jwt.key)
+        if self.oauth is not None and self.oauth.introspection_client_secret:
+            found.append(self.oauth.introspection_client_secret)
         return found
+
+    @property
+    def auth_configured(self) -> bool:
+        """Whether any credential is required on /mcp: tokens, JWTs under a key file, or OAuth."""
+        return bool(self.auth_tokens or self.auth_entries) or self.jwt is not None or self.oauth is not None
 
     def connect_kwargs(self) -> dict[str, str]:
         """libpq parameters from the SSL_* settings, added to those of DATABASE_URL."""
@@ -535,9 +597,10 @@ def _auth(reader: _Reader) -> tuple[tuple[str, ...], tuple[TokenEntry, ...], str
     if not _HEADER_NAME.match(header) or header.lower() in ("authorization", "content-type", "host"):
         raise ConfigError(f"AUTH_HEADER={header!r} is not a usable header name (for example X-API-Key)")
     require = reader.boolean("REQUIRE_AUTH", False)
-    if require and not tokens and not entries and reader.raw("JWT_KEY_FILE") is None:
-        raise ConfigError("REQUIRE_AUTH=true but no AUTH_TOKENS (or AUTH_TOKENS_FILE) is set; give the server "
-                          "at least one token")
+    if require and not tokens and not entries and reader.raw("JWT_KEY_FILE") is None \
+            and reader.raw("OAUTH_RESOURCE") is None:
+        raise ConfigError("REQUIRE_AUTH=true but no AUTH_TOKENS (or AUTH_TOKENS_FILE), JWT_KEY_FILE or "
+                          "OAUTH_RESOURCE is set; give the server at least one way to know its callers")
     return tuple(dict.fromkeys(tokens)), tuple(entries or ()), header, require
 
 
@@ -607,11 +670,27 @@ _JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256"
                    "HS256", "HS384", "HS512")
 
 
+def _claim_rules(reader: _Reader, *, tokens_checked: bool) -> tuple[str, str | None, tuple[str, ...]]:
+    """SUBJECT_CLAIM, ROLE_CLAIM and ALLOWED_ROLES: what a validated token's claims mean, for key-file JWTs and
+    OAuth access tokens alike. ``tokens_checked``: JWT_KEY_FILE or OAUTH_RESOURCE is set."""
+    if not tokens_checked:
+        for name in ("ROLE_CLAIM", "ALLOWED_ROLES"):
+            if reader.raw(name) is not None:
+                raise ConfigError(f"{name} is set but neither JWT_KEY_FILE nor OAUTH_RESOURCE is: tokens with claims "
+                                  "are not accepted, so no claim can name a role")
+    role_claim = reader.raw("ROLE_CLAIM")
+    allowed = tuple(_role_name(part, "ALLOWED_ROLES") or "" for part in (reader.raw("ALLOWED_ROLES") or "").split(",")
+                    if part.strip())
+    if role_claim is not None and not allowed:
+        raise ConfigError("ROLE_CLAIM is set but ALLOWED_ROLES is not: list the roles a token may ask for")
+    return reader.raw("SUBJECT_CLAIM") or "sub", role_claim, allowed
+
+
 def _jwt(reader: _Reader) -> JwtSettings | None:
     """JWT_* and the claim variables; None when JWT_KEY_FILE is unset (JWTs are then just unknown tokens)."""
     path = reader.path("JWT_KEY_FILE")
     if path is None:
-        for name in ("JWT_AUDIENCE", "JWT_ISSUER", "ROLE_CLAIM", "ALLOWED_ROLES"):
+        for name in ("JWT_AUDIENCE", "JWT_ISSUER"):
             if reader.raw(name) is not None:
                 raise ConfigError(f"{name} is set but JWT_KEY_FILE is not; give the key JWTs are signed with")
         return None
@@ -630,22 +709,127 @@ def _jwt(reader: _Reader) -> JwtSettings | None:
     if audience is None:
         raise ConfigError("JWT_KEY_FILE is set but JWT_AUDIENCE is not: name the audience JWTs must be issued for, "
                           "or a token minted for another service would be accepted")
-    role_claim = reader.raw("ROLE_CLAIM")
-    allowed = tuple(_role_name(part, "ALLOWED_ROLES") or "" for part in (reader.raw("ALLOWED_ROLES") or "").split(",")
-                    if part.strip())
-    if role_claim is not None and not allowed:
-        raise ConfigError("ROLE_CLAIM is set but ALLOWED_ROLES is not: list the roles a JWT may ask for")
+    subject_claim, role_claim, allowed = _claim_rules(reader, tokens_checked=True)
     return JwtSettings(key=key, algorithms=algorithms, audience=audience, issuer=reader.raw("JWT_ISSUER"),
-                       subject_claim=reader.raw("SUBJECT_CLAIM") or "sub", role_claim=role_claim,
-                       allowed_roles=allowed)
+                       subject_claim=subject_claim, role_claim=role_claim, allowed_roles=allowed)
 
 
-def _roles(reader: _Reader, entries: tuple[TokenEntry, ...],
-           jwt: JwtSettings | None = None) -> tuple[str | None, bool]:
-    """DEFAULT_ROLE and ROLE_REQUIRED, checked against the entries' roles and the JWT role claim."""
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+# RFC 6749 scope-token: printable ASCII but space, " and \ (and here not , or =, which OAUTH_TOOL_SCOPES uses).
+_SCOPE = re.compile(r"^[\x21\x23-\x2b\x2d-\x3c\x3e-\x5b\x5d-\x7e]+$")
+
+
+def _web_url(name: str, value: str, *, example: str) -> str:
+    """An absolute https URL (http on loopback only: tests and local runs) without query or fragment."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        raise ConfigError(f"{name}: {value!r} is not an https URL; for example {example}")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_NAMES:
+        raise ConfigError(f"{name}: {value!r} must use https (plain http is accepted on loopback only)")
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ConfigError(f"{name}: {value!r} must not have a query or a fragment")
+    return value
+
+
+def _canonical_resource(reader: _Reader) -> str | None:
+    """OAUTH_RESOURCE as the MCP authorization spec's canonical server URI: lower-case scheme and host, no
+    trailing slash, no query or fragment. Refused rather than repaired, since clients compare it byte for byte
+    with the URL they were given."""
+    value = reader.raw("OAUTH_RESOURCE")
+    if value is None:
+        return None
+    _web_url("OAUTH_RESOURCE", value, example="https://db.example.com/mcp")
+    parts = urlsplit(value)
+    if value[:len(parts.scheme) + 3 + len(parts.netloc)] != f"{parts.scheme}://{parts.netloc}".lower():
+        raise ConfigError(f"OAUTH_RESOURCE: {value!r}: write the scheme and host in lower case, as clients send them")
+    if parts.path.endswith("/"):
+        raise ConfigError(f"OAUTH_RESOURCE: {value!r} must not end with a slash (clients compare it exactly; "
+                          "for example https://db.example.com/mcp)")
+    return value
+
+
+def _scope_list(name: str, value: str) -> tuple[str, ...]:
+    scopes = tuple(dict.fromkeys(value.split()))
+    for scope in scopes:
+        if not _SCOPE.match(scope):
+            raise ConfigError(f"{name}: {scope!r} is not a scope name (printable ASCII without spaces, quotes, "
+                              "backslashes, commas or =)")
+    return scopes
+
+
+def _tool_scopes(reader: _Reader) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """OAUTH_TOOL_SCOPES: ``tool=scope scope`` entries separated by commas (which tools exist is checked once
+    the tools are known)."""
+    value = reader.raw("OAUTH_TOOL_SCOPES")
+    entries: dict[str, tuple[str, ...]] = {}
+    for item in (value or "").split(","):
+        if not item.strip():
+            continue
+        tool, sep, scopes = item.partition("=")
+        if not sep or not TOOL_NAME.match(tool.strip()):
+            raise ConfigError(f"OAUTH_TOOL_SCOPES: {item.strip()!r} is not `tool=scope scope`; for example "
+                              "OAUTH_TOOL_SCOPES=query=db.read analytics,list_tables=db.schema")
+        entries[tool.strip()] = _scope_list("OAUTH_TOOL_SCOPES", scopes)
+    return tuple(entries.items())
+
+
+def _oauth(reader: _Reader) -> OAuthSettings | None:
+    """OAUTH_*: None when OAUTH_RESOURCE is unset (then no other OAUTH_* variable may be)."""
+    resource = _canonical_resource(reader)
+    if resource is None:
+        stray = [variable.name for variable in VARIABLES
+                 if variable.name.startswith("OAUTH_") and reader.raw(variable.name) is not None]
+        if stray:
+            raise ConfigError(f"{stray[0]} is set but OAUTH_RESOURCE is not; set OAUTH_RESOURCE to this server's "
+                              "MCP URL (https://db.example.com/mcp) to turn OAuth sign-in on")
+        return None
+    issuers = tuple(dict.fromkeys(_web_url("OAUTH_ISSUERS", part.strip(), example="https://login.example.com")
+                                  for part in (reader.raw("OAUTH_ISSUERS") or "").split(",") if part.strip()))
+    if not issuers:
+        raise ConfigError("OAUTH_RESOURCE is set but OAUTH_ISSUERS is not: name the authorization server whose "
+                          "tokens this server accepts, e.g. OAUTH_ISSUERS=https://login.example.com")
+    jwks_url = reader.raw("OAUTH_JWKS_URL")
+    if jwks_url is not None:
+        _web_url("OAUTH_JWKS_URL", jwks_url, example="https://login.example.com/jwks")
+        if len(issuers) > 1:
+            raise ConfigError("OAUTH_JWKS_URL is for a single issuer; with several OAUTH_ISSUERS each one's keys "
+                              "are found through its discovery document")
+    algorithms = tuple(part.strip() for part in (reader.raw("OAUTH_ALGORITHMS") or "RS256,ES256,PS256").split(",")
+                       if part.strip())
+    refused = [name for name in algorithms if name not in _JWT_ALGORITHMS or name.startswith("HS")]
+    if refused or not algorithms:
+        raise ConfigError(f"OAUTH_ALGORITHMS: {', '.join(refused) or 'empty'} is not an asymmetric signature "
+                          "algorithm (RS256, PS256, ES256, EdDSA...); a key set never holds an HMAC secret")
+    types_value = (reader.raw("OAUTH_TOKEN_TYPES") or "at+jwt").lower()
+    token_types = None if types_value.strip() == "any" else tuple(
+        variant for part in types_value.split(",") if part.strip()
+        for variant in (part.strip(), f"application/{part.strip()}"))
+    secret = reader.secret("OAUTH_INTROSPECTION_CLIENT_SECRET")
+    client_id = reader.raw("OAUTH_INTROSPECTION_CLIENT_ID")
+    if (client_id is None) != (secret is None):
+        raise ConfigError("OAUTH_INTROSPECTION_CLIENT_ID and OAUTH_INTROSPECTION_CLIENT_SECRET go together; set "
+                          "both (to accept opaque tokens) or neither")
+    subject_claim, role_claim, allowed = _claim_rules(reader, tokens_checked=True)
+    return OAuthSettings(
+        resource=resource, issuers=issuers, jwks_url=jwks_url,
+        audiences=tuple(part.strip() for part in (reader.raw("OAUTH_AUDIENCES") or "").split(",") if part.strip()),
+        algorithms=algorithms, token_types=token_types,
+        scopes=_scope_list("OAUTH_SCOPES", reader.raw("OAUTH_SCOPES") or "db.schema db.read"),
+        tool_scopes=_tool_scopes(reader),
+        resource_name=reader.raw("OAUTH_RESOURCE_NAME") or "pgmcp-http",
+        jwks_cache_s=reader.integer("OAUTH_JWKS_CACHE", 600, minimum=0, maximum=86_400, unit=" (seconds)"),
+        fetch_timeout_ms=reader.integer("OAUTH_FETCH_TIMEOUT", 3_000, minimum=100, maximum=60_000,
+                                        unit=" (milliseconds)"),
+        introspection_client_id=client_id, introspection_client_secret=secret,
+        subject_claim=subject_claim, role_claim=role_claim, allowed_roles=allowed)
+
+
+def _roles(reader: _Reader, entries: tuple[TokenEntry, ...], jwt: JwtSettings | None = None,
+           oauth: OAuthSettings | None = None) -> tuple[str | None, bool]:
+    """DEFAULT_ROLE and ROLE_REQUIRED, checked against the entries' roles and the tokens' role claim."""
     default = _role_name(reader.raw("DEFAULT_ROLE"), "DEFAULT_ROLE")
     required = reader.boolean("ROLE_REQUIRED", False)
-    claimed = jwt is not None and jwt.role_claim is not None
+    claimed = (jwt is not None and jwt.role_claim is not None) or (oauth is not None and oauth.role_claim is not None)
     if required and default is None and not claimed and not any(entry.role for entry in entries):
         raise ConfigError("ROLE_REQUIRED=true but no role is configured: set DEFAULT_ROLE or give entries of "
                           "AUTH_TOKENS_FILE a role, or every database call would be refused")
@@ -761,7 +945,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     db_auth, db_password_file, aws_region = _db_auth(reader, url_params=parse_dsn(database_url), ssl_mode=ssl_mode)
     auth_tokens, auth_entries, auth_header, require_auth = _auth(reader)
     jwt_settings = _jwt(reader)
-    default_role, role_required = _roles(reader, auth_entries, jwt_settings)
+    oauth_settings = _oauth(reader)
+    if jwt_settings is None and oauth_settings is None:
+        _claim_rules(reader, tokens_checked=False)
+    default_role, role_required = _roles(reader, auth_entries, jwt_settings, oauth_settings)
     audit_log, audit_sql = _audit(reader)
     federation_url, federation_endpoint, federation_server_id = _federation(reader)
 
@@ -831,6 +1018,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         require_auth=require_auth,
         auth_entries=auth_entries,
         jwt=jwt_settings,
+        oauth=oauth_settings,
         default_role=default_role,
         role_required=role_required,
         audit_log=audit_log,

@@ -28,12 +28,19 @@ ANONYMOUS = "anonymous"
 @dataclass(frozen=True)
 class Caller:
     """One caller: ``subject`` (never a token), the PostgreSQL ``role`` to act as (None: the login
-    role), the claims PostgreSQL sees as ``pgmcp.claims``, and ``refusal`` when it may not run SQL."""
+    role), the claims PostgreSQL sees as ``pgmcp.claims``, and ``refusal`` when it may not run SQL.
+
+    An OAuth caller also has the ``issuer`` its subject belongs to (a ``sub`` is unique only per issuer),
+    the ``client_id`` of the application acting for it, and the ``scopes`` its token grants; ``scopes`` is
+    None for every other caller, whom scopes do not limit."""
 
     subject: str
     role: str | None = None
     claims: Mapping[str, Any] = field(default_factory=dict)
     refusal: str | None = None
+    issuer: str | None = None
+    client_id: str | None = None
+    scopes: frozenset[str] | None = None
 
     @property
     def identifies(self) -> bool:
@@ -59,8 +66,10 @@ class RolePolicy:
     mapped: bool = False
     roles: tuple[str, ...] = ()
 
-    def caller(self, subject: str, role: str | None = None, claims: Mapping[str, Any] | None = None) -> Caller:
-        """The Caller for ``subject``; ``role`` is the one its token entry names, if any."""
+    def caller(self, subject: str, role: str | None = None, claims: Mapping[str, Any] | None = None, *,
+               issuer: str | None = None, client_id: str | None = None,
+               scopes: frozenset[str] | None = None) -> Caller:
+        """The Caller for ``subject``; ``role`` is the one its token entry (or role claim) names, if any."""
         chosen = role or self.default_role
         base_claims: dict[str, Any] = {"sub": subject}
         if chosen:
@@ -70,4 +79,5 @@ class RolePolicy:
         if chosen is None and self.required:
             refusal = (f"caller {subject!r} has no database role: ROLE_REQUIRED=true and neither its entry in "
                        "AUTH_TOKENS_FILE nor DEFAULT_ROLE names one; ask the operator to map it to a role")
-        return Caller(subject=subject, role=chosen, claims=base_claims, refusal=refusal)
+        return Caller(subject=subject, role=chosen, claims=base_claims, refusal=refusal, issuer=issuer,
+                      client_id=client_id, scopes=scopes)

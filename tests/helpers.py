@@ -87,13 +87,18 @@ class ServerProcess:
         return lines
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, grace=30)
+
+
+def stop_process(proc: subprocess.Popen[Any], *, grace: float = 10) -> None:
+    """SIGTERM, then SIGKILL when ``proc`` has not exited within ``grace`` seconds; nothing if it has exited."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextlib.contextmanager
@@ -115,9 +120,10 @@ def scratch_database(pg: PgCluster, name: str, sql: str) -> Iterator[str]:
 
 
 def start_server(database_url: str | None, workdir: Path, *, workers: int = 2, threads: int = 4,
-                 env: dict[str, str] | None = None, wait: bool = True) -> ServerProcess:
-    """Start gunicorn as the README does; wait until it answers HTTP."""
-    port = devdb.free_port()
+                 env: dict[str, str] | None = None, wait: bool = True, port: int | None = None) -> ServerProcess:
+    """Start gunicorn as the README does; wait until it answers HTTP. ``port``: one chosen beforehand (when the
+    configuration must name the server's own URL), else a free one."""
+    port = port or devdb.free_port()
     full_env = {
         key: value for key, value in os.environ.items()
         if not key.startswith(("DATABASE_URL", "PG", "SESSION_SECRET", "WEB_CONCURRENCY", "THREADS"))
@@ -324,9 +330,9 @@ def session_rpc(url: str, session: str, version: str, method: str, params: dict[
 
 @contextlib.asynccontextmanager
 async def sdk_client(url: str, revision: str, *, keepalive: bool = True,
-                     headers: dict[str, str] | None = None) -> AsyncIterator[Any]:
+                     headers: dict[str, str] | None = None, auth: Any = None) -> AsyncIterator[Any]:
     """The official MCP Python SDK client, speaking exactly ``revision`` (with extra HTTP ``headers``,
-    such as a bearer token, on every request).
+    such as a bearer token, on every request; ``auth``: one of the SDK's OAuth client providers).
 
     The SDK offers its newest handshake revision in ``initialize``; for older
     ones its module constant is set for the length of the block (the server
@@ -339,8 +345,8 @@ async def sdk_client(url: str, revision: str, *, keepalive: bool = True,
 
     limits = None if keepalive else httpx2.Limits(max_keepalive_connections=0)
     http_client = None
-    if limits is not None or headers:
-        http_client = httpx2.AsyncClient(timeout=httpx2.Timeout(30.0), headers=headers,
+    if limits is not None or headers or auth is not None:
+        http_client = httpx2.AsyncClient(timeout=httpx2.Timeout(30.0), headers=headers, auth=auth,
                                          **({"limits": limits} if limits is not None else {}))
     mode = revision if revision == MODERN else "legacy"
     saved = client_session.LATEST_HANDSHAKE_VERSION

@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from mcp.shared.auth import AuthorizationCodeResult
 
+from tests.helpers import stop_process
 from tests.nodejs import NODE_DIR, node_tools
 
 API_SCOPES = "db.schema db.read db.write"
@@ -251,13 +252,8 @@ class AuthorizationServer:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not exited after 10 s; removes the key files. Safe to call twice."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        if process is not None:
+            stop_process(process)
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None

@@ -20,7 +20,8 @@ import pytest
 from tests.helpers import modern_rpc, request, rpc, start_server, wait_until
 from tests.identity_fixtures import ANALYST, TOKENS, prepare
 
-FIELDS = {"time", "request_id", "trace_id", "subject", "role", "client_name", "client_version", "protocol_version",
+FIELDS = {"time", "request_id", "trace_id", "subject", "role", "issuer", "client_id", "scopes", "client_name",
+          "client_version", "protocol_version",
           "method", "tool", "resource", "sql_fingerprint", "sql", "param_count", "param_types", "rows", "bytes",
           "truncated", "duration_ms", "outcome", "reason"}
 SECRET_PARAM = "pv-" + uuid.uuid4().hex
@@ -72,7 +73,8 @@ def test_each_outcome_writes_one_record(audited):
     assert body["result"]["isError"] is False
     ok = one(log, "ok-1")
     assert ok | {"time": None, "duration_ms": None, "bytes": None, "sql_fingerprint": None} == {
-        "time": None, "request_id": "ok-1", "trace_id": None, "subject": "alice", "role": ANALYST,
+        "time": None, "request_id": "ok-1", "trace_id": None, "subject": "alice", "role": ANALYST, "issuer": None,
+        "client_id": None, "scopes": None,
         "client_name": "raw-test", "client_version": "0", "protocol_version": "2026-07-28", "method": "tools/call",
         "tool": "query", "resource": None, "sql_fingerprint": None,
         "sql": "SELECT id FROM docs WHERE body <> $1 ORDER BY id", "param_count": 1, "param_types": ["string"],

@@ -36,7 +36,7 @@ import pytest
 
 from pgmcp_http import devdb
 from tests.deploy_helpers import REPO, dockerfile, graceful_timeout_s, healthcheck_command, image_env, only
-from tests.helpers import SERVER_LOGS, request, wait_until
+from tests.helpers import SERVER_LOGS, request, stop_process, wait_until
 
 NOBODY = 65534
 ROOT = os.geteuid() == 0
@@ -128,13 +128,7 @@ class Container:
         return self.scratch_tmp or Path(f"/proc/{self.proc.pid}/root/tmp")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=graceful_timeout_s() + 10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, grace=graceful_timeout_s() + 10)
 
 
 def _container_env(image: Image, scratch_tmp: Path | None, extra: dict[str, str]) -> dict[str, str]:

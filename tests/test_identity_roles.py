@@ -304,7 +304,7 @@ def test_jwt_settings_are_checked(tmp_path):
                           ({"JWT_KEY_FILE": str(pem), "JWT_AUDIENCE": "a", "JWT_ALGORITHMS": "HS256"}, "HMAC secret"),
                           ({"JWT_KEY_FILE": str(secret), "JWT_AUDIENCE": "a"}, "PEM public key"),
                           ({"JWT_KEY_FILE": str(pem), "JWT_AUDIENCE": "a", "JWT_ALGORITHMS": "none"}, "not one of"),
-                          ({"ROLE_CLAIM": "r"}, "JWT_KEY_FILE is not")]:
+                          ({"ROLE_CLAIM": "r"}, "neither JWT_KEY_FILE nor OAUTH_RESOURCE is")]:
         with pytest.raises(ConfigError, match=fragment):
             load_settings({**base, **env})
     hmac = load_settings({**base, "JWT_KEY_FILE": str(secret), "JWT_AUDIENCE": "a", "JWT_ALGORITHMS": "HS256",

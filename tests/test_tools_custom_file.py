@@ -140,6 +140,11 @@ def test_file_mistakes_name_the_line_and_the_tool(tmp_path, text, line, fragment
     ("type: string", 5, "parameter `p` has no `description`; add one"),
     ("type: string\ndescription: x\ndefualt: a", 8, "unknown key `defualt` in parameter `p`; did you mean "
      "`default`?"),
+    ("type: string\ndescription: x\nfrom_claim: tenant_id\ndefault: acme", 9, "parameter `p` takes its value "
+     "from the caller's `tenant_id` claim, so it cannot have `default`; remove it"),
+    ("type: string\ndescription: x\nfrom_claim: tenant_id\nrequired: true", 9, "cannot have `required`"),
+    ("type: string\ndescription: x\nfrom_claim: 'two words'", 8, "`from_claim` of parameter `p` must name a "
+     "token claim"),
 ])
 def test_parameter_mistakes(tmp_path, param, line, fragment):
     body = "description: d\nparameters:\n  - name: p\n" + textwrap.indent(param, "    ") + "\nsql: SELECT $1"
@@ -149,6 +154,13 @@ def test_parameter_mistakes(tmp_path, param, line, fragment):
     message = str(caught.value)
     assert message.startswith(f"TOOLS_FILE {path}, line {line}, tool t: "), message
     assert fragment in message
+
+
+def test_a_claim_bound_parameter_is_left_out_of_the_schema(tmp_path):
+    body = ("description: d\nparameters:\n  - {name: tenant, type: string, description: x, from_claim: tenant_id}\n"
+            "  - {name: n, type: integer, description: y}\nsql: SELECT $1::text, $2::int")
+    (spec,) = [spec for spec in build(write(tmp_path, tool(body)), unreachable_url()) if spec.name == "t"]
+    assert "tenant" not in spec.input_schema["properties"] and spec.input_schema["required"] == ["n"]
 
 
 def test_a_duplicate_parameter_is_refused(tmp_path):
@@ -255,3 +267,21 @@ def test_an_unreachable_database_skips_planning_with_a_warning(tmp_path, caplog)
 def test_the_readme_shows_the_example_file_as_it_is():
     example = EXAMPLE.read_text()
     assert example[example.index("tools:\n"):] in (REPO / "README.md").read_text()
+
+
+def test_claim_values_are_bound_only_when_they_fit_the_parameter():
+    from pgmcp_http.sqlguard import param_key
+    from pgmcp_http.tools.custom.arguments import bind_arguments
+    from pgmcp_http.tools.custom.definition import Parameter
+    from pgmcp_http.tools.spec import ToolError
+
+    param = Parameter(name="tenant", type="integer", description="x", required=False, line=1, from_claim="tid",
+                      minimum=1)
+    assert bind_arguments([param], {}, {"tid": 7}) == {param_key(1): 7}
+    assert bind_arguments([param], {"tenant": 8}, {"tid": 7}) == {param_key(1): 7}  # the caller's value is ignored
+    for claims in ({"tid": "seven"}, {"tid": 0}, {"tid": [7]}):
+        with pytest.raises(ToolError, match="does not fit parameter `tenant`"):
+            bind_arguments([param], {}, claims)
+    for claims in ({}, {"tid": None}, None):
+        with pytest.raises(ToolError, match="does not carry"):
+            bind_arguments([param], {"tenant": 8}, claims)

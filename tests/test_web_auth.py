@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from pgmcp_http.auth import gate as auth
+from pgmcp_http.auth import tokens as tokens_module
+from pgmcp_http.auth.tokens import TokenSet
 from pgmcp_http.config import ConfigError, load_settings
-from pgmcp_http.web import auth
-from pgmcp_http.web.auth import TokenSet
 from tests.helpers import JSON_HEADERS, MODERN, modern_meta, request, sdk_client, start_server
 
 TOKEN_A = "token-a-" + "a1b2c3d4e5f6a7b8"
@@ -139,7 +140,7 @@ def test_comparison_is_constant_time_over_every_token(monkeypatch):
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    monkeypatch.setattr(tokens_module.hmac, "compare_digest", spy)
     tokens = TokenSet([TOKEN_A, TOKEN_B, "token-c-" + "1234567890abcdef"])
     for presented, expected in ((TOKEN_A, True), (WRONG, False), ("x", False), (TOKEN_B, True)):
         calls.clear()

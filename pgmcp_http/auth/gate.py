@@ -1,86 +1,48 @@
-"""Who may call the tools: bearer tokens or an API-key header, checked in constant time.
+"""The gate: the credential a request presents, in the order the kinds are tried, becomes a Caller or a refusal.
 
-``/mcp`` and ``/mcp/tools/*`` require one of ``AUTH_TOKENS`` when any is
-configured, as ``Authorization: Bearer <token>`` or in the ``AUTH_HEADER``
-header (``X-API-Key`` by default: what the TAS federation sends for
-``api_key`` auth). Probes stay open; ``/metrics`` has its own token.
+1. A configured static token (AUTH_TOKENS / AUTH_TOKENS_FILE), compared in constant time;
+2. an OAuth access token of one of OAUTH_ISSUERS (a JWT naming that issuer), or, with introspection
+   configured, an opaque token the issuer vouches for;
+3. a JWT signed with JWT_KEY_FILE.
 
-Each presented value is hashed and compared with every configured token's
-hash by :func:`hmac.compare_digest`, with no early exit: the time taken does
-not depend on how much of a token matches, nor on which token matched. A
-token is never logged or echoed.
+With none configured every request is the anonymous caller. A refusal is a
+:class:`Challenge`: 401 with a ``WWW-Authenticate`` header telling an OAuth
+client where to sign in (its resource metadata and the scopes to ask for),
+``error="invalid_token"`` when a credential was presented and is not good;
+503 when the issuer's keys cannot be had yet (signing in again would not help);
+and, once a request is admitted and its call is known, 403
+``insufficient_scope`` naming every scope the call needs (:meth:`Gate.scope_refusal`).
+A token is never logged, echoed or forwarded.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, current_app, request
+from pgmcp_http.auth.access_tokens import AccessTokens, TokenRefused
+from pgmcp_http.auth.challenges import bearer_challenge, realm_challenge
+from pgmcp_http.auth.fetch import JsonFetcher
+from pgmcp_http.auth.identities import Identities
+from pgmcp_http.auth.introspection import Introspector
+from pgmcp_http.auth.keyfile import JwtCallers
+from pgmcp_http.auth.keysets import IssuerKeys, KeysUnavailable
+from pgmcp_http.auth.resource import metadata_url
+from pgmcp_http.auth.scopes import ScopePolicy
+from pgmcp_http.auth.tokens import TokenSet, credential_digest, presented_credentials
+from pgmcp_http.config import OAuthSettings, Settings
+from pgmcp_http.identity import Caller, RolePolicy
 
-from pgmcp_http.config import TokenEntry
-from pgmcp_http.identity import Caller
-from pgmcp_http.web.exchange import current, note
-from pgmcp_http.web.http import json_response
-from pgmcp_http.web.identity import Identities
-from pgmcp_http.web.jwt_callers import JwtCallers
-
-__all__ = ["GATE_KEY", "UNAUTHORIZED", "Admission", "Challenge", "Gate", "TokenSet", "authorize"]
+__all__ = ["FORBIDDEN", "UNAUTHORIZED", "Admission", "Challenge", "Gate", "OAuthCallers", "build_gate"]
 
 UNAUTHORIZED = -32001
 """JSON-RPC error code for a missing or wrong credential (server-defined range)."""
-
-
-def _digest(value: str) -> bytes:
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
-
-
-class TokenSet:
-    """The accepted tokens, kept only as SHA-256 digests, each with the caller it stands for.
-
-    Plain tokens (AUTH_TOKENS, or a plain AUTH_TOKENS_FILE) stand for a caller
-    named after a short digest of the token, ``token:<12 hex digits>``; named
-    entries of AUTH_TOKENS_FILE for their name. The token itself never names anyone.
-    """
-
-    def __init__(self, tokens: Iterable[str], entries: Iterable[TokenEntry] = ()) -> None:
-        plain = [(_digest(token), (f"token:{_digest(token).hex()[:12]}", None)) for token in tokens]
-        named = [(entry.sha256, (entry.name, entry.role)) for entry in entries]
-        self._digests = tuple(digest for digest, _ in plain + named)
-        self.callers: tuple[tuple[str, str | None], ...] = tuple(caller for _, caller in plain + named)
-        """(subject, role) of each token, in the order :meth:`match` numbers them."""
-
-    def __bool__(self) -> bool:
-        return bool(self._digests)
-
-    def match(self, presented: str) -> int:
-        """The number of the token ``presented`` is, or -1; compares against all of them every time,
-        without a branch on the result."""
-        candidate = _digest(presented)
-        found = 0
-        for number, known in enumerate(self._digests, start=1):
-            found += number * hmac.compare_digest(candidate, known)
-        return found - 1
-
-    def matches(self, presented: str) -> bool:
-        """Whether ``presented`` is one of the tokens."""
-        return self.match(presented) >= 0
-
-
-def presented_credentials(headers: Mapping[str, str], header: str) -> list[str]:
-    """The values a request offers: the Bearer token and the API-key header, when present."""
-    found: list[str] = []
-    authorization = headers.get("Authorization") or ""
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        found.append(value.strip())
-    api_key = (headers.get(header) or "").strip()
-    if api_key:
-        found.append(api_key)
-    return found
+FORBIDDEN = -32003
+"""JSON-RPC error code for a call the credential's scopes do not cover."""
+UNAVAILABLE = -32002
+"""JSON-RPC error code for a credential that cannot be checked right now."""
+KEYS_RETRY_AFTER_S = 5
 
 
 @dataclass(frozen=True)
@@ -93,67 +55,136 @@ class Admission:
 
 @dataclass(frozen=True)
 class Challenge:
-    """A refused request: the 401 body and its ``WWW-Authenticate`` header."""
+    """A refused request: its HTTP status, JSON-RPC error body and headers (``WWW-Authenticate``...)."""
 
+    status: int
     body: dict[str, Any]
-    www_authenticate: str
+    headers: tuple[tuple[str, str], ...]
+
+    @property
+    def www_authenticate(self) -> str | None:
+        return next((value for name, value in self.headers if name == "WWW-Authenticate"), None)
+
+
+def _error_body(code: int, message: str, request_id: Any = None) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+class OAuthCallers:
+    """Access tokens of the configured issuers (JWTs, and opaque ones when introspection is set up)."""
+
+    def __init__(self, settings: OAuthSettings, tokens: AccessTokens, introspector: Introspector | None,
+                 scopes: ScopePolicy) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.introspector = introspector
+        self.scopes = scopes
+        self.metadata_url = metadata_url(settings.resource)
+
+    def caller(self, token: str) -> Caller | None:
+        """The Caller of a token meant for these issuers, None when it is not one; raises TokenRefused or
+        KeysUnavailable."""
+        known = self.tokens.remembered(token)
+        if known is not None:
+            return known
+        if self.tokens.issuer_of(token) is not None:
+            return self.tokens.caller(token)
+        if self.introspector is not None and token.count(".") != 2:
+            claims = self.introspector.claims(token)
+            return self.tokens.caller_from(claims)
+        return None
+
+    def challenge(self, *, error: str | None = None, description: str | None = None,
+                  scopes: tuple[str, ...] | None = None) -> str:
+        return bearer_challenge(resource_metadata=self.metadata_url,
+                                scopes=self.scopes.baseline if scopes is None else scopes,
+                                error=error, description=description)
 
 
 class Gate:
     """Everything that decides whether a request may call the tools, built once per app."""
 
-    def __init__(self, tokens: TokenSet, identities: Identities, jwts: JwtCallers | None, header: str) -> None:
+    def __init__(self, tokens: TokenSet, identities: Identities, jwts: JwtCallers | None, header: str,
+                 oauth: OAuthCallers | None = None) -> None:
         self.tokens = tokens
         self.identities = identities
         self.jwts = jwts
         self.header = header
+        self.oauth = oauth
 
     def admit(self, headers: Mapping[str, str]) -> Admission | Challenge:
-        """The caller a request's credential stands for (a configured token first, else a valid JWT when
-        JWT_KEY_FILE is set; with auth off, the anonymous caller), or the 401 to send."""
-        tokens, jwts = self.tokens, self.jwts
-        if not tokens and jwts is None:
+        """The caller a request's credential stands for, or the refusal to send."""
+        tokens, jwts, oauth = self.tokens, self.jwts, self.oauth
+        if not tokens and jwts is None and oauth is None:
             return Admission(self.identities.anonymous)
         offered = presented_credentials(headers, self.header)
         numbers = [tokens.match(value) for value in offered]  # every value compared, whatever the first gives
         for value, number in zip(offered, numbers, strict=True):
             if number >= 0:
-                return Admission(self.identities.caller(number), _digest(value).hex()[:16])
-        if jwts is not None:
-            for value in offered:
+                return Admission(self.identities.caller(number), credential_digest(value).hex()[:16])
+        reason = None
+        for value in offered:
+            caller = None
+            if oauth is not None:
+                try:
+                    caller = oauth.caller(value)
+                except TokenRefused as exc:
+                    reason = str(exc)
+                except KeysUnavailable:
+                    return self._unavailable()
+            if caller is None and jwts is not None:
                 caller = jwts.caller(value)
-                if caller is not None:
-                    return Admission(caller, _digest(value).hex()[:16])
-        return _challenge(offered, self.header)
+            if caller is not None:
+                return Admission(caller, credential_digest(value).hex()[:16])
+        return self._unauthorized(bool(offered), reason)
+
+    def scope_refusal(self, identity: Caller, needed: tuple[str, ...], request_id: Any = None) -> Challenge | None:
+        """The 403 for a call whose ``needed`` scopes the caller's token does not grant, else None. Callers
+        that are not OAuth callers (``scopes`` None) are not limited by scopes."""
+        oauth = self.oauth
+        if oauth is None or identity.scopes is None or not oauth.scopes.missing(identity.scopes, needed):
+            return None
+        wanted = oauth.scopes.challenge(needed)
+        lacking = " ".join(scope for scope in needed if scope not in identity.scopes)
+        description = f"this call needs the scope {lacking}; sign in again granting it"
+        return Challenge(403, _error_body(FORBIDDEN, f"forbidden: {description}", request_id), (
+            ("WWW-Authenticate", oauth.challenge(error="insufficient_scope", description=description,
+                                                 scopes=wanted)),))
+
+    def _unauthorized(self, presented: bool, reason: str | None) -> Challenge:
+        oauth = self.oauth
+        if presented:
+            message = f"unauthorized: {reason}" if reason else \
+                "unauthorized: the token is not valid; check the token this server was given"
+            www = oauth.challenge(error="invalid_token", description=reason or "the token is not valid") \
+                if oauth is not None else realm_challenge(error="invalid_token")
+        elif oauth is not None:
+            message = (f"unauthorized: sign in with OAuth (the authorization server is named at {oauth.metadata_url})"
+                       f" or send a token as `Authorization: Bearer <token>`")
+            www = oauth.challenge()
+        else:
+            message = f"unauthorized: send a token as `Authorization: Bearer <token>` or in the {self.header} header"
+            www = realm_challenge()
+        return Challenge(401, _error_body(UNAUTHORIZED, message), (("WWW-Authenticate", www),))
+
+    def _unavailable(self) -> Challenge:
+        message = ("the identity provider's signing keys could not be fetched, so no token can be checked; retry "
+                   f"in {KEYS_RETRY_AFTER_S} s (the server log says why)")
+        return Challenge(503, _error_body(UNAVAILABLE, message), (("Retry-After", str(KEYS_RETRY_AFTER_S)),))
 
 
-def _challenge(offered: list[str], header: str) -> Challenge:
-    if offered:
-        message = "unauthorized: the token is not valid; check the token this server was given"
-        www = 'Bearer realm="pgmcp-http", error="invalid_token"'
-    else:
-        message = f"unauthorized: send a token as `Authorization: Bearer <token>` or in the {header} header"
-        www = 'Bearer realm="pgmcp-http"'
-    return Challenge({"jsonrpc": "2.0", "id": None, "error": {"code": UNAUTHORIZED, "message": message}}, www)
+def build_gate(settings: Settings, roles: RolePolicy, tools: Collection[str]) -> Gate:
+    """The gate of a server configured by ``settings`` whose tools are named ``tools``."""
+    tokens = TokenSet(settings.auth_tokens, settings.auth_entries)
+    jwts = JwtCallers(settings.jwt, roles) if settings.jwt is not None else None
+    oauth = _oauth_callers(settings.oauth, roles, tools) if settings.oauth is not None else None
+    return Gate(tokens, Identities(tokens.callers, roles), jwts, settings.auth_header, oauth)
 
 
-GATE_KEY = "pgmcp_gate"
-
-
-def authorize() -> Response | None:
-    """``before_request`` for the protected Flask blueprints: None to go on, or the 401 to send.
-
-    An accepted request records who it is on its :class:`~pgmcp_http.web.exchange.Exchange`:
-    ``identity``, the :class:`~pgmcp_http.identity.Caller` its credential stands for, and
-    ``caller``, a short digest of the credential (never the credential) so that it can cancel its
-    own requests and only those.
-    """
-    gate: Gate = current_app.extensions[GATE_KEY]
-    verdict = gate.admit(request.headers)
-    if isinstance(verdict, Challenge):
-        note(outcome="unauthorized")
-        return json_response(verdict.body, 401, {"WWW-Authenticate": verdict.www_authenticate})
-    exchange = current()
-    if exchange is not None:
-        exchange.identity, exchange.caller = verdict.identity, verdict.caller
-    return None
+def _oauth_callers(settings: OAuthSettings, roles: RolePolicy, tools: Collection[str]) -> OAuthCallers:
+    fetcher = JsonFetcher(settings.fetch_timeout_ms / 1000)
+    keysets = {issuer: IssuerKeys(issuer, fetcher, jwks_url=settings.jwks_url, ttl_s=settings.jwks_cache_s)
+               for issuer in settings.issuers}
+    introspector = Introspector(settings, keysets, fetcher) if settings.introspection_client_id else None
+    scopes = ScopePolicy(baseline=settings.scopes, tool_scopes=dict(settings.tool_scopes), tools=tools)
+    return OAuthCallers(settings, AccessTokens(settings, keysets, roles), introspector, scopes)

@@ -16,7 +16,7 @@ __all__ = ["Identities"]
 
 
 class Identities:
-    """The callers of this server, numbered like the tokens of the TokenSet (see web/auth.py)."""
+    """The callers of this server, numbered like the tokens of the TokenSet (see auth/tokens.py)."""
 
     def __init__(self, callers: Sequence[tuple[str, str | None]], policy: RolePolicy) -> None:
         self._callers = tuple(policy.caller(subject, role) for subject, role in callers)

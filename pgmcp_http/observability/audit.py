@@ -6,7 +6,8 @@ collect it; a file path; or ``off``), apart from the application log, by a
 ``write(2)`` of one line on a descriptor opened for appending, so lines from
 every thread and every worker stay whole in one file.
 
-A record says who (subject, role, client), what (method, tool or resource,
+A record says who (subject, role, client; for an OAuth caller also the
+token's issuer, the OAuth client acting for the user and the scopes granted), what (method, tool or resource,
 the statement's text and/or its ``pglast`` fingerprint per ``AUDIT_SQL``, the
 number and JSON types of the parameters), and how it ended (rows, bytes,
 truncated, duration, outcome and reason). It never holds a token, a
@@ -75,6 +76,9 @@ class AuditTrail:
             "trace_id": trace_id,
             "subject": caller.subject if caller is not None else None,
             "role": caller.role if caller is not None else None,
+            "issuer": caller.issuer if caller is not None else None,
+            "client_id": caller.client_id if caller is not None else None,
+            "scopes": sorted(caller.scopes) if caller is not None and caller.scopes is not None else None,
             "client_name": record.client_name,
             "client_version": record.client_version,
             "protocol_version": record.protocol_version,

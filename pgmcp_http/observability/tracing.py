@@ -31,6 +31,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 from urllib.parse import quote
 
+from pgmcp_http.identity import Caller
+
 __all__ = ["ServerSpan", "Tracing", "incoming_trace_id", "sqlcomment"]
 
 log = logging.getLogger(__name__)
@@ -129,16 +131,17 @@ class Tracing:
             self._provider = self._tracer = None
 
     def server_span(self, *, method: str, request_id: Any, params: Mapping[str, Any] | None,
-                    headers: Mapping[str, str], session_id: str | None = None,
+                    headers: Mapping[str, str], session_id: str | None = None, caller: Caller | None = None,
                     ) -> AbstractContextManager[ServerSpan]:
         """The span of one MCP request (``params`` and ``headers`` carry the caller's trace context)."""
         if self._tracer is None:
             return nullcontext(_IDLE)
-        return self._server_span(method, request_id, params, headers, session_id)
+        return self._server_span(method, request_id, params, headers, session_id, caller)
 
     @contextmanager
     def _server_span(self, method: str, request_id: Any, params: Mapping[str, Any] | None,
-                     headers: Mapping[str, str], session_id: str | None) -> Iterator[ServerSpan]:
+                     headers: Mapping[str, str], session_id: str | None,
+                     caller: Caller | None) -> Iterator[ServerSpan]:
         from opentelemetry.trace import Link, SpanKind, get_current_span
 
         params = params or {}
@@ -167,6 +170,8 @@ class Tracing:
             attributes["mcp.resource.uri"] = params["uri"]
         if request_id is not None:
             attributes["jsonrpc.request.id"] = str(request_id)
+        if caller is not None and caller.identifies:  # the anonymous caller of an open server adds nothing
+            attributes.update(_caller_attributes(caller))
         if session_id:
             attributes["mcp.session.id"] = hashlib.sha256(session_id.encode()).hexdigest()[:32]
         name = f"{method} {target}" if isinstance(target, str) else method
@@ -195,3 +200,18 @@ class Tracing:
                 self._propagator.inject(carrier)
                 comment = sqlcomment({**carrier, "tool": tool})
             yield comment
+
+
+def _caller_attributes(caller: Caller) -> dict[str, str]:
+    """Who asked, as span attributes: the subject (``enduser.id``), its role and, for an OAuth caller, the
+    token's issuer, client and scopes. Never the token."""
+    attributes = {"enduser.id": caller.subject}
+    if caller.role is not None:
+        attributes["pgmcp.caller.role"] = caller.role
+    if caller.issuer is not None:
+        attributes["pgmcp.caller.issuer"] = caller.issuer
+    if caller.client_id is not None:
+        attributes["pgmcp.caller.client_id"] = caller.client_id
+    if caller.scopes is not None:
+        attributes["enduser.scope"] = " ".join(sorted(caller.scopes))
+    return attributes

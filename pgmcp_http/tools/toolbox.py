@@ -174,6 +174,21 @@ class Toolbox:
                 log.info("retrying tool %s on a fresh connection: %s", name, exc)
         raise AssertionError("unreachable")
 
+    def writes(self, name: str, arguments: Mapping[str, Any]) -> bool:
+        """Whether a call would change data: a tool that may write (``readOnlyHint`` false, only with
+        READ_ONLY=false) given a statement the guard classifies as a write (a memo lookup). False for an
+        unknown tool or a statement the guard refuses: the call then fails without writing anything."""
+        spec = self._specs.get(name)
+        if spec is None or spec.annotations.get("readOnlyHint", True):
+            return False
+        sql = statement_of(spec, arguments)
+        if sql is None:
+            return False
+        try:
+            return self.context.guard.check(sql).kind not in ("select", "show")
+        except Refusal:
+            return False
+
     def _summary(self, spec: ToolSpec, arguments: Mapping[str, Any]) -> str:
         """The database span's name: the statement's kind and tables (``SELECT shop.orders``) when the guard
         approves it (a memo lookup), else the tool's name; never a value."""

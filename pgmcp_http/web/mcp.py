@@ -23,11 +23,12 @@ from typing import Any
 import orjson
 from gunicorn.http.errors import ParseException
 
+from pgmcp_http.auth.gate import Challenge, Gate
 from pgmcp_http.protocol import Reply, RoutingHeaders
 from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR
 from pgmcp_http.runtime import Runtime
 from pgmcp_http.web.access import AccessLog, HttpSeries
-from pgmcp_http.web.auth import Challenge, Gate
+from pgmcp_http.web.auth import challenge_headers, scope_refusal
 from pgmcp_http.web.exchange import Exchange, begin, finish, note
 from pgmcp_http.web.http import BODY_TOO_LARGE, MAX_JSON_DEPTH, rebinding_refusal, too_deep
 from pgmcp_http.web.trail import Trail
@@ -40,6 +41,10 @@ PATH = "/mcp"
 # HTTP status for JSON-RPC errors in the modern era (transport spec, 2026-07-28).
 MODERN_ERROR_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400, -32601: 404}
 REJECTION_STATUS = {"malformed": 400, "missing_session": 400, "unknown_session": 404}
+# What a browser page on an allowed Origin may send and read (CORS preflight and responses).
+CORS_REQUEST_HEADERS = ("Authorization, Content-Type, Accept, MCP-Protocol-Version, Mcp-Session-Id, Mcp-Method, "
+                        "Mcp-Name, Last-Event-ID, X-Request-Id")
+CORS_EXPOSED_HEADERS = "WWW-Authenticate, Mcp-Session-Id, X-Request-Id"
 _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 Headers = list[tuple[str, str]]
@@ -169,13 +174,27 @@ class McpEndpoint:
 
     def _answer(self, environ: dict[str, Any], exchange: Exchange) -> Answer:
         headers = WsgiHeaders(environ)
-        refusal = rebinding_refusal(headers.get("Origin"), _host(environ), self.runtime.settings)
+        origin = headers.get("Origin")
+        refusal = rebinding_refusal(origin, _host(environ), self.runtime.settings)
         if refusal is not None:
             return _rpc_error(403, INVALID_REQUEST, refusal)
+        status, answer_headers, body = self._admitted(environ, headers, exchange)
+        if origin is not None:  # an Origin the rebinding check allowed: let that page read the answer
+            answer_headers = [(name, value) for name, value in answer_headers
+                              if name != "Access-Control-Expose-Headers"]
+            answer_headers += [("Access-Control-Allow-Origin", origin), ("Vary", "Origin"),
+                               ("Access-Control-Expose-Headers", CORS_EXPOSED_HEADERS)]
+        return status, answer_headers, body
+
+    def _admitted(self, environ: dict[str, Any], headers: WsgiHeaders, exchange: Exchange) -> Answer:
+        if environ.get("REQUEST_METHOD") == "OPTIONS":  # a CORS preflight carries no credential
+            return 204, [("Allow", "POST"), ("Access-Control-Allow-Methods", "POST"),
+                         ("Access-Control-Allow-Headers", CORS_REQUEST_HEADERS),
+                         ("Access-Control-Max-Age", "600")], b""
         verdict = self.gate.admit(headers)
         if isinstance(verdict, Challenge):
-            note(outcome="unauthorized")
-            return _json(401, verdict.body, [("WWW-Authenticate", verdict.www_authenticate)])
+            note(outcome="unauthorized" if verdict.status == 401 else "auth_unavailable")
+            return _json(verdict.status, verdict.body, challenge_headers(verdict))
         exchange.identity, exchange.caller = verdict.identity, verdict.caller
         if environ.get("REQUEST_METHOD") != "POST":
             # No server-to-client stream and no session deletion: sessions are signed tokens, not state.
@@ -199,6 +218,10 @@ class McpEndpoint:
         if too_deep(message, raw=data):
             return _rpc_error(400, INVALID_REQUEST, f"Invalid Request: the message nests arrays or objects more "
                                                     f"than {MAX_JSON_DEPTH} levels deep")
+        forbidden = scope_refusal(self.gate, self.runtime, message)
+        if forbidden is not None:  # before anything runs: a client steps up on this 403 and retries
+            note(outcome="insufficient_scope")
+            return _json(forbidden.status, forbidden.body, challenge_headers(forbidden))
         return self._dispatch(message, headers, exchange)
 
     def _body(self, environ: dict[str, Any]) -> bytes | None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from pgmcp_http.errors import NotFoundError
 from pgmcp_http.protocol import tool_entry, tool_result
-from pgmcp_http.web.auth import authorize
+from pgmcp_http.web.auth import GATE_KEY, authorize, challenge_headers, scope_refusal
 from pgmcp_http.web.exchange import note
 from pgmcp_http.web.http import MAX_JSON_DEPTH, json_response, rebinding_refusal, runtime, too_deep
 from pgmcp_http.web.trail import Trail
@@ -59,6 +59,10 @@ def tools_call() -> Response:
     if not isinstance(arguments, dict):
         return _client_error(400, "\"arguments\" must be an object")
     note(mcp_method="tools/call", tool=body["name"], mcp_era="rest")
+    refusal = scope_refusal(current_app.extensions[GATE_KEY], runtime(), {"method": "tools/call", "params": body})
+    if refusal is not None:
+        note(outcome="insufficient_scope")
+        return json_response(refusal.body, refusal.status, dict(challenge_headers(refusal)))
     with Trail(runtime(), method="tools/call", params=body, headers=request.headers) as trail:
         try:
             outcome = runtime().toolbox.call(body["name"], arguments, caller=trail.caller, record=trail.record)

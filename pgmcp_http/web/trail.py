@@ -56,7 +56,7 @@ class Trail:
         if isinstance(self.method, str):
             self._span_cm = self.runtime.tracing.server_span(
                 method=self.method, request_id=self.request_id, params=self.params, headers=self.headers,
-                session_id=self.headers.get("Mcp-Session-Id"))
+                session_id=self.headers.get("Mcp-Session-Id"), caller=self.caller)
             self.span = self._span_cm.__enter__()
         return self
 

@@ -1,6 +1,6 @@
 // A real OAuth 2.1 authorization server (oidc-provider) on 127.0.0.1 for the test suite; driven by
 // tests/oauth_server.py. Tokens for any loopback resource come out as RFC 9068 JWTs (typ at+jwt,
-// aud = the resource, scope from "db.schema db.read db.write").
+// aud = the resource, scope from "db.schema db.read db.write"), or opaque for clients named opaque-*.
 //
 // Input (environment):
 //   AS_PORT          port to listen on; 0 = any free port
@@ -14,7 +14,8 @@
 //   POST /_test/keys   body: private JWKS; a NEW Provider with those keys serves every later request
 //                      (the identity provider rotating its signing key while the resource server runs)
 //   POST /_test/jwks   body: {"down": true|false}; while down, GET /jwks answers 503
-//   GET  /_test/stats  {"jwks_requests": n, "discovery_requests": n, "token_requests": n}
+//   GET  /_test/stats  {"jwks_requests": n, "discovery_requests": n, "token_requests": n,
+//                       "introspection_requests": n}
 
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -42,7 +43,7 @@ function readKeys(text) {
 }
 
 // Any http resource on loopback is one of ours (each test server picks its own port).
-async function getResourceServerInfo(_ctx, resource, _client) {
+async function getResourceServerInfo(_ctx, resource, client) {
   const url = URL.parse(resource);
   if (!url || url.protocol !== "http:" || !LOOPBACK_HOSTS.has(url.hostname)) {
     throw new errors.InvalidTarget(`resource ${resource} is not a loopback http URL`);
@@ -50,7 +51,8 @@ async function getResourceServerInfo(_ctx, resource, _client) {
   return {
     scope: API_SCOPES.join(" "),
     audience: resource,
-    accessTokenFormat: "jwt",
+    // Clients named opaque-* get opaque tokens (for the resource server's RFC 7662 introspection).
+    accessTokenFormat: client?.clientId?.startsWith("opaque-") ? "opaque" : "jwt",
     accessTokenTTL: ACCESS_TOKEN_TTL,
     jwt: { sign: { alg: "RS256" } },
   };
@@ -110,7 +112,7 @@ function makeProvider(issuer, keys) {
   return { provider, handle: provider.callback() };
 }
 
-const stats = { jwks_requests: 0, discovery_requests: 0, token_requests: 0 };
+const stats = { jwks_requests: 0, discovery_requests: 0, token_requests: 0, introspection_requests: 0 };
 let jwksDown = false;
 let current;
 let issuer;
@@ -119,6 +121,7 @@ function count(method, path) {
   if (path === "/jwks") stats.jwks_requests += 1;
   else if (path.startsWith("/.well-known/")) stats.discovery_requests += 1;
   else if (method === "POST" && path === "/token") stats.token_requests += 1;
+  else if (method === "POST" && path === "/token/introspection") stats.introspection_requests += 1;
 }
 
 function reply(res, status, body) {

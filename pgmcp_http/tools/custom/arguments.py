@@ -5,7 +5,10 @@ schema, so only what JSON Schema cannot say is left: an omitted optional
 parameter takes its default (or NULL), an integer sent as ``3.0`` binds as
 ``3`` (it would otherwise pick a ``numeric`` overload), a NUL character is
 refused (PostgreSQL text cannot hold it), and an array binds as a
-PostgreSQL array (``= ANY($1::int[])``).
+PostgreSQL array (``= ANY($1::int[])``). A parameter bound to a token claim
+(``from_claim``) takes the caller's claim, checked against the parameter's
+schema, and a caller whose token lacks it is refused (fail closed: never NULL,
+which a policy such as ``tenant_id = $1 OR $1 IS NULL`` could read as "all").
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from jsonschema import Draft202012Validator
 from psycopg2.extensions import AsIs
 
 from pgmcp_http.sqlguard import param_key
-from pgmcp_http.tools.custom.definition import Parameter
+from pgmcp_http.tools.custom.definition import Parameter, parameter_schema
 from pgmcp_http.tools.spec import ToolError
 
 __all__ = ["bind_arguments", "typed_nulls"]
@@ -29,13 +33,29 @@ _ARRAY_NULLS = {"integer": "NULL::integer[]", "number": "NULL::numeric[]", "bool
                 "string": "NULL::text[]"}
 
 
-def bind_arguments(parameters: Sequence[Parameter], arguments: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"p1": ..., "pN": ...}`` for the guard's driver text, in the order the parameters are declared."""
+def bind_arguments(parameters: Sequence[Parameter], arguments: Mapping[str, Any],
+                   claims: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``{"p1": ..., "pN": ...}`` for the guard's driver text, in the order the parameters are declared;
+    ``claims`` are the caller's (``pgmcp.claims``), for parameters bound to one."""
     bound: dict[str, Any] = {}
     for number, param in enumerate(parameters, start=1):
-        value = arguments.get(param.name, param.default)
+        if param.from_claim is not None:
+            value = _claim(param, param.from_claim, claims or {})
+        else:
+            value = arguments.get(param.name, param.default)
         bound[param_key(number)] = _value(param, value)
     return bound
+
+
+def _claim(param: Parameter, claim: str, claims: Mapping[str, Any]) -> Any:
+    value = claims.get(claim)
+    if value is None:
+        raise ToolError(f"refused: parameter `{param.name}` is bound to the caller's `{claim}` claim, which this "
+                        "caller's token does not carry; sign in with an account that has it", outcome="refused")
+    if not Draft202012Validator(parameter_schema(param)).is_valid(value):
+        raise ToolError(f"refused: the caller's `{claim}` claim does not fit parameter `{param.name}` "
+                        f"({param.type}); ask the identity provider's administrator", outcome="refused")
+    return value
 
 
 def _value(param: Parameter, value: Any) -> Any:

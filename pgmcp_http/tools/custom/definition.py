@@ -28,7 +28,9 @@ ITEM_TYPES = ("string", "integer", "number", "boolean")
 TOOL_KEYS = ("name", "title", "description", "parameters", "sql", "max_rows", "timeout", "max_cost",
              "max_estimated_rows", "output")
 PARAMETER_KEYS = ("name", "type", "description", "required", "default", "enum", "minimum", "maximum", "pattern",
-                  "items")
+                  "items", "from_claim")
+# A token claim a parameter may be bound to (``tenant_id``, ``https://example.com/org``...).
+CLAIM_NAME = re.compile(r"^[\x21-\x7e]{1,256}$")
 # A parameter name is a JSON property an agent types: an identifier, like a SQL column.
 PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -57,6 +59,8 @@ class Parameter:
     maximum: int | float | None = None
     pattern: str | None = None
     items: str | None = None
+    from_claim: str | None = None
+    """The caller's token claim this parameter is bound to: the caller cannot choose it and does not see it."""
 
 
 @dataclass(frozen=True)
@@ -259,7 +263,8 @@ def _parameter(ctx: _Context, item: Any, line: int, tool: str) -> Parameter:
     minimum, maximum = _bounds(ctx, item, kind, what, tool)
     pattern = _pattern(ctx, item, kind, what, tool)
     has_default = "default" in item
-    required = item.get("required", not has_default)
+    from_claim = _from_claim(ctx, item, what, tool)
+    required = item.get("required", not has_default and from_claim is None)
     if not isinstance(required, bool):
         raise ctx.fail(item.line_of("required"), f"`required` of {what} must be true or false", tool)
     if required and has_default:
@@ -267,10 +272,27 @@ def _parameter(ctx: _Context, item: Any, line: int, tool: str) -> Parameter:
                                                 "used; drop `required: true` or the default", tool)
     param = Parameter(name=name, type=kind, description=description.strip(), required=required,
                       line=item.line_of("name"), has_default=has_default, default=item.get("default"),
-                      enum=enum, minimum=minimum, maximum=maximum, pattern=pattern, items=items)
+                      enum=enum, minimum=minimum, maximum=maximum, pattern=pattern, items=items,
+                      from_claim=from_claim)
     if has_default:
         _check_default(ctx, param, item.line_of("default"), tool)
     return param
+
+
+def _from_claim(ctx: _Context, item: LineDict, what: str, tool: str) -> str | None:
+    """``from_claim``: the claim whose value the parameter takes; it cannot also be required or defaulted,
+    since the caller never passes it."""
+    claim = item.get("from_claim")
+    if claim is None:
+        return None
+    line = item.line_of("from_claim")
+    if not isinstance(claim, str) or not CLAIM_NAME.match(claim):
+        raise ctx.fail(line, f"`from_claim` of {what} must name a token claim (e.g. tenant_id)", tool)
+    for key in ("required", "default"):
+        if key in item:
+            raise ctx.fail(item.line_of(key), f"{what} takes its value from the caller's `{claim}` claim, so it "
+                                              f"cannot have `{key}`; remove it", tool)
+    return claim
 
 
 def _items(ctx: _Context, item: LineDict, kind: str, what: str, tool: str) -> str | None:

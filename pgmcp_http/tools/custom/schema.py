@@ -21,15 +21,16 @@ def input_schema(parameters: Sequence[Parameter]) -> dict[str, Any]:
     """An object with one property per parameter; nothing else is accepted (a typo is an error, not ignored).
 
     ``format`` (how the rows are written in the text, as for ``query``) is
-    offered too, unless a parameter already has that name.
+    offered too, unless a parameter already has that name. A parameter bound to a claim (``from_claim``) is
+    not offered at all: the caller's token fills it in.
     """
-    properties = {param.name: parameter_schema(param) for param in parameters}
+    properties = {param.name: parameter_schema(param) for param in parameters if param.from_claim is None}
     if FORMAT_ARGUMENT not in properties:
         properties[FORMAT_ARGUMENT] = FORMAT_SCHEMA
     return {
         "type": "object",
         "properties": properties,
-        "required": [param.name for param in parameters if param.required],
+        "required": [param.name for param in parameters if param.required and param.from_claim is None],
         "additionalProperties": False,
     }
 

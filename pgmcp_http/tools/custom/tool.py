@@ -44,7 +44,7 @@ class _Run:
 
     def __call__(self, tx: Transaction, arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         approved = approve(tx, self.sql, ctx)
-        params = bind_arguments(self.parameters, arguments)
+        params = bind_arguments(self.parameters, arguments, tx.caller.claims if tx.caller is not None else None)
         enforce_ceiling(tx, approved, params, self._ceiling(ctx.ceiling))
         if approved.kind == "write":
             tx.make_writable()
