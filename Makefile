@@ -37,6 +37,7 @@ bench: $(STAMP)
 	BENCH_SAVE=$(SAVE) $(PY) bench/run.py
 	$(PY) bench/identity.py
 	$(PY) bench/lineage.py
+	$(PY) bench/oauth.py
 
 bench-workers: $(STAMP)
 	@scripts/ensure-debian-package.sh wrk wrk
