@@ -220,7 +220,8 @@ def test_a_cors_preflight_needs_no_token(stack):
 # --- the SDK's OAuth clients ---------------------------------------------------------------------------
 
 
-def test_the_sdk_client_credentials_provider_discovers_signs_in_and_calls_tools(stack):
+@pytest.mark.parametrize("revision", ["2025-06-18", "2025-11-25", MODERN])
+def test_the_sdk_client_credentials_provider_discovers_signs_in_and_calls_tools(stack, revision):
     from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
 
     storage = MemoryStorage()
@@ -228,7 +229,7 @@ def test_the_sdk_client_credentials_provider_discovers_signs_in_and_calls_tools(
                                               client_secret=READER_SECRET, issuer=stack.idp.issuer)
 
     async def main() -> tuple[list[str], list[Any]]:
-        async with sdk_client(stack.server.url, MODERN, auth=provider) as client:
+        async with sdk_client(stack.server.url, revision, auth=provider) as client:
             names = [tool.name for tool in (await client.list_tools()).tools]
             result = await client.call_tool("query", {"sql": "SELECT id FROM docs ORDER BY id"})
             return names, rows(result.model_dump(by_alias=True))
