@@ -136,10 +136,11 @@ VARIABLES: tuple[Variable, ...] = (
              "the default (catalog tools `db.schema`, the others `db.read`; a write also needs `db.write`)"),
     Variable("OAUTH_RESOURCE_NAME", "pgmcp-http", "human-readable name in the resource metadata"),
     Variable("OAUTH_JWKS_CACHE", "600", "seconds a worker keeps an issuer's signing keys before fetching them "
-             "again (an unknown `kid` refetches at once, at most once per min(30 s, this))"),
+             "again (an unknown `kid` refetches at once, at most once per min(30 s, a quarter of this)); 10 to 86400"),
     Variable("OAUTH_FETCH_TIMEOUT", "3000", "ms a discovery, key-set or introspection request may take"),
     Variable("OAUTH_INTROSPECTION_CLIENT_ID", "(none: opaque tokens refused)", "client id this server "
-             "authenticates with at the issuer's RFC 7662 introspection endpoint, to accept opaque tokens"),
+             "authenticates with at the issuer's RFC 7662 introspection endpoint, to accept opaque tokens (one issuer "
+             "only)"),
     Variable("OAUTH_INTROSPECTION_CLIENT_SECRET", "(required with the client id)", "its client secret",
              secret=True),
     Variable("OAUTH_INTROSPECTION_CLIENT_SECRET_FILE", "", "file holding OAUTH_INTROSPECTION_CLIENT_SECRET"),
@@ -745,6 +746,9 @@ def _canonical_resource(reader: _Reader) -> str | None:
     if parts.path.endswith("/"):
         raise ConfigError(f"OAUTH_RESOURCE: {value!r} must not end with a slash (clients compare it exactly; "
                           "for example https://db.example.com/mcp)")
+    if parts.port is not None and parts.port == {"https": 443, "http": 80}[parts.scheme]:
+        raise ConfigError(f"OAUTH_RESOURCE: {value!r}: leave out the default port, as users type the URL (clients "
+                          "compare it exactly)")
     return value
 
 
@@ -754,6 +758,16 @@ def _scope_list(name: str, value: str) -> tuple[str, ...]:
         if not _SCOPE.match(scope):
             raise ConfigError(f"{name}: {scope!r} is not a scope name (printable ASCII without spaces, quotes, "
                               "backslashes, commas or =)")
+    return scopes
+
+
+def _advertised_scopes(reader: _Reader) -> tuple[str, ...]:
+    """OAUTH_SCOPES: the baseline a client asks for at sign-in; ``offline_access`` is the client's business
+    (MCP 2026-07-28 says it SHOULD NOT be advertised), so it is refused here."""
+    scopes = _scope_list("OAUTH_SCOPES", reader.raw("OAUTH_SCOPES") or "db.schema db.read")
+    if "offline_access" in scopes:
+        raise ConfigError("OAUTH_SCOPES: leave out offline_access; clients ask for it themselves when the "
+                          "authorization server offers it")
     return scopes
 
 
@@ -809,15 +823,18 @@ def _oauth(reader: _Reader) -> OAuthSettings | None:
     if (client_id is None) != (secret is None):
         raise ConfigError("OAUTH_INTROSPECTION_CLIENT_ID and OAUTH_INTROSPECTION_CLIENT_SECRET go together; set "
                           "both (to accept opaque tokens) or neither")
+    if client_id is not None and len(issuers) > 1:
+        raise ConfigError("OAUTH_INTROSPECTION_CLIENT_ID needs a single issuer in OAUTH_ISSUERS: its secret is one "
+                          "issuer's, and a caller's opaque token must not be shown to another")
     subject_claim, role_claim, allowed = _claim_rules(reader, tokens_checked=True)
     return OAuthSettings(
         resource=resource, issuers=issuers, jwks_url=jwks_url,
         audiences=tuple(part.strip() for part in (reader.raw("OAUTH_AUDIENCES") or "").split(",") if part.strip()),
         algorithms=algorithms, token_types=token_types,
-        scopes=_scope_list("OAUTH_SCOPES", reader.raw("OAUTH_SCOPES") or "db.schema db.read"),
+        scopes=_advertised_scopes(reader),
         tool_scopes=_tool_scopes(reader),
         resource_name=reader.raw("OAUTH_RESOURCE_NAME") or "pgmcp-http",
-        jwks_cache_s=reader.integer("OAUTH_JWKS_CACHE", 600, minimum=0, maximum=86_400, unit=" (seconds)"),
+        jwks_cache_s=reader.integer("OAUTH_JWKS_CACHE", 600, minimum=10, maximum=86_400, unit=" (seconds)"),
         fetch_timeout_ms=reader.integer("OAUTH_FETCH_TIMEOUT", 3_000, minimum=100, maximum=60_000,
                                         unit=" (milliseconds)"),
         introspection_client_id=client_id, introspection_client_secret=secret,

@@ -77,7 +77,8 @@ class RolePolicy:
         base_claims.update(claims or {})
         refusal = None
         if chosen is None and self.required:
-            refusal = (f"caller {subject!r} has no database role: ROLE_REQUIRED=true and neither its entry in "
-                       "AUTH_TOKENS_FILE nor DEFAULT_ROLE names one; ask the operator to map it to a role")
+            refusal = (f"caller {subject!r} has no database role: ROLE_REQUIRED=true and none is mapped to it (its "
+                       "AUTH_TOKENS_FILE entry, its token's ROLE_CLAIM or DEFAULT_ROLE); ask the operator to map it "
+                       "to a role")
         return Caller(subject=subject, role=chosen, claims=base_claims, refusal=refusal, issuer=issuer,
                       client_id=client_id, scopes=scopes)

@@ -28,7 +28,7 @@ from pgmcp_http import devdb
 from tests.deploy_helpers import REPO, json_file
 from tests.fake_federation import go_decodes
 from tests.helpers import JSON_HEADERS, MODERN, ServerProcess, modern_meta, request, sdk_client, start_server
-from tests.identity_fixtures import ANALYST, DB, SUPPORT, TOKENS, IdentityDb, prepare
+from tests.identity_fixtures import ANALYST, DB, LOGIN, SUPPORT, TOKENS, IdentityDb, prepare
 from tests.oauth_server import (
     AuthorizationServer,
     SdkLogin,
@@ -50,6 +50,16 @@ CLAIMS = {
 }
 TOOLS = """\
 tools:
+  - name: add_note
+    description: Adds a fixed note (a write that takes no argument).
+    sql: INSERT INTO oauth_notes (body) VALUES ('fixed note')
+  - name: add_note_sql
+    description: Adds a note whose text is a parameter called sql (a value, not a statement).
+    sql: INSERT INTO oauth_notes (body) VALUES ($1)
+    parameters:
+      - name: sql
+        type: string
+        description: the note's text
   - name: region_docs
     description: The caller's documents in the caller's own region (taken from the token's region claim).
     sql: SELECT id FROM docs WHERE region = $1 ORDER BY id
@@ -62,8 +72,8 @@ tools:
 NOTES = f"""
 CREATE TABLE IF NOT EXISTS oauth_notes (id serial PRIMARY KEY, author text NOT NULL
     DEFAULT current_setting('pgmcp.subject', true), body text NOT NULL);
-GRANT SELECT, INSERT ON oauth_notes TO {ANALYST}, {SUPPORT};
-GRANT USAGE ON SEQUENCE oauth_notes_id_seq TO {ANALYST}, {SUPPORT};
+GRANT SELECT, INSERT ON oauth_notes TO {ANALYST}, {SUPPORT}, {LOGIN};
+GRANT USAGE ON SEQUENCE oauth_notes_id_seq TO {ANALYST}, {SUPPORT}, {LOGIN};
 """
 
 
@@ -121,6 +131,8 @@ def stack(pg: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             yield Stack(idp, server, idb)
         finally:
             server.stop()
+            # The identity database is the session's: leave it as the other identity tests expect it.
+            devdb.psql(pg.cluster, dbname=DB, sql="DROP TABLE IF EXISTS oauth_notes")
 
 
 class MemoryStorage:
@@ -271,6 +283,23 @@ def test_a_write_needs_db_write_and_the_sdk_steps_up(stack):
     assert result["isError"] is False, result
     assert set(storage.tokens.scope.split()) == {"db.schema", "db.read", "db.write"}  # stepped up
     assert _notes(stack, marker) == [READER]  # written once, as the service client
+
+
+@pytest.mark.parametrize("route", ["mcp", "rest"])
+@pytest.mark.parametrize(("tool", "params"), [
+    ("add_note", {"name": "add_note"}),  # no arguments at all: it runs as {} and still writes
+    ("add_note", {"name": "add_note", "arguments": None}),
+    ("add_note_sql", {"name": "add_note_sql", "arguments": {"sql": "SELECT 1"}}),  # a value, not the statement
+])
+def test_a_custom_write_tool_needs_db_write_whatever_its_arguments(stack, route, tool, params):
+    token = bearer(stack.token())
+    if route == "mcp":
+        status, headers, body = mcp_call(stack, "tools/call", params, token)
+    else:
+        status, headers, body = request("POST", f"{stack.server.base}/mcp/tools/call", params,
+                                        {"Content-Type": "application/json", **token})
+    assert status == 403, body
+    assert challenge(headers)["scope"] == "db.schema db.read db.write"
 
 
 def _notes(stack: Stack, marker: str) -> list[str]:
@@ -435,14 +464,18 @@ def refused_tokens(stack: Stack) -> dict[str, str]:
                                                  stack.claims(), _public_pem(key)),
         "unknown kid": sign_token(stranger, stack.claims()),
         "ID token": sign_token(key, stack.claims(), typ="JWT"),
-        "own jku": jwt.encode(stack.claims(), private_pem(stranger), algorithm="RS256", headers={
-            "kid": stranger["kid"], "typ": "at+jwt", "jku": f"{stack.idp.issuer}/jwks"}),
+        # Signed with the provider's own key and kid: only the header's key source makes it wrong.
+        "own jku": jwt.encode(stack.claims(), private_pem(key), algorithm="RS256", headers={
+            "kid": key["kid"], "typ": "at+jwt", "jku": f"{stack.idp.issuer}/jwks"}),
+        "own jwk": jwt.encode(stack.claims(), private_pem(key), algorithm="RS256", headers={
+            "kid": key["kid"], "typ": "at+jwt", "jwk": {k: key[k] for k in ("kty", "n", "e", "kid")}}),
+        "non-ASCII kid": sign_token({**key, "kid": "ключ"}, stack.claims()),
         "garbage": "not.a.jwt",
     }
 
 
 CASES = ["expired", "not yet valid", "wrong issuer", "no audience", "another resource", "alg none",
-         "HS256 with the public key", "unknown kid", "ID token", "own jku", "garbage"]
+         "HS256 with the public key", "unknown kid", "ID token", "own jku", "own jwk", "non-ASCII kid", "garbage"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -459,6 +492,21 @@ def test_bad_tokens_are_refused_with_invalid_token_and_nothing_runs(stack, case)
     assert token not in json.dumps(body) and token not in headers["www-authenticate"]
     assert marker not in stack.server.stdout_path.read_text()[len(before):]  # no audit record: nothing ran
     assert token not in stack.server.log_path.read_text()
+
+
+def test_an_oauth_token_counts_only_as_a_bearer(stack):
+    """RFC 6750 header method only (the metadata says so): the API-key header carries static tokens, not these."""
+    status, _, _ = mcp_call(stack, "tools/list", headers={"X-API-Key": stack.token()})
+    assert status == 401
+    status, _, _ = mcp_call(stack, "tools/list", headers=bearer(stack.token()))
+    assert status == 200
+
+
+def test_a_refused_origin_gets_no_cors_headers(stack):
+    for method in ("OPTIONS", "POST"):
+        status, headers, _ = request(method, stack.server.url, {} if method == "POST" else None, {
+            **JSON_HEADERS, "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        assert status == 403 and "access-control-allow-origin" not in headers, method
 
 
 def test_the_same_claims_properly_signed_are_accepted(stack):

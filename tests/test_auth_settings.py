@@ -114,3 +114,37 @@ def test_scope_policy():
     assert not policy.missing(frozenset({"db.read", "db.write", "x"}), ("db.read", "db.write"))
     with pytest.raises(ConfigError, match="OAUTH_TOOL_SCOPES: 'nope' is not a tool"):
         ScopePolicy(baseline=(), tool_scopes={"nope": ("x",)}, tools=["query"])
+
+
+def test_introspection_answers_must_be_for_us_unexpired_and_name_a_subject():
+    from pgmcp_http.auth.fetch import JsonFetcher
+    from pgmcp_http.auth.introspection import Introspector
+    from pgmcp_http.auth.keysets import IssuerKeys
+
+    oauth = settings(OAUTH_INTROSPECTION_CLIENT_ID="rs", OAUTH_INTROSPECTION_CLIENT_SECRET="s" * 20).oauth
+    issuer = "https://login.example.com/"
+    introspector = Introspector(oauth, {issuer: IssuerKeys(issuer, JsonFetcher(1.0))}, JsonFetcher(1.0),
+                                clock=lambda: 1_000.0)
+    good = {"active": True, "aud": ["https://db.example.com/mcp"], "client_id": "svc", "exp": 2_000,
+            "scope": "db.read"}
+    assert introspector.judge(good, issuer)["sub"] == "svc"  # a client acting for itself
+    assert introspector.judge({**good, "sub": "alice"}, issuer)["sub"] == "alice"
+    assert introspector.judge({**good, "iss": issuer}, issuer)["iss"] == issuer
+    for answer, why in [({**good, "aud": None}, "not issued for this server"),
+                        ({**good, "aud": "https://other.example.com/mcp"}, "not issued for this server"),
+                        ({**good, "exp": 999}, "expired"),
+                        ({**good, "iss": "https://evil.example.com/"}, "another issuer"),
+                        ({**good, "username": "alice"}, "names no sub")]:
+        verdict = introspector.judge({k: v for k, v in answer.items() if v is not None}, issuer)
+        assert isinstance(verdict, str) and why in verdict, (answer, verdict)
+    with pytest.raises(ConfigError, match="needs a single issuer"):
+        settings(OAUTH_INTROSPECTION_CLIENT_ID="rs", OAUTH_INTROSPECTION_CLIENT_SECRET="s" * 20,
+                 OAUTH_ISSUERS="https://a.example.com,https://b.example.com")
+
+
+def test_default_ports_and_offline_access_are_refused():
+    with pytest.raises(ConfigError, match="leave out the default port"):
+        settings(OAUTH_RESOURCE="https://db.example.com:443/mcp")
+    assert settings(OAUTH_RESOURCE="https://db.example.com:8443/mcp").oauth.resource.endswith(":8443/mcp")
+    with pytest.raises(ConfigError, match="leave out offline_access"):
+        settings(OAUTH_SCOPES="db.read offline_access")

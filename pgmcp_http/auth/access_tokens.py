@@ -25,7 +25,7 @@ from typing import Any
 
 import jwt
 
-from pgmcp_http.auth.claims import ClaimRules, caller_from_claims
+from pgmcp_http.auth.claims import LEEWAY_S, ClaimRules, caller_from_claims
 from pgmcp_http.auth.keysets import IssuerKeys, UnknownKey
 from pgmcp_http.auth.tokens import credential_digest
 from pgmcp_http.config import OAuthSettings
@@ -33,8 +33,6 @@ from pgmcp_http.identity import Caller, RolePolicy
 
 __all__ = ["LEEWAY_S", "MEMO_SIZE", "AccessTokens", "TokenRefused", "granted_scopes", "token_client"]
 
-LEEWAY_S = 30
-"""Clock skew tolerated on ``exp`` and ``nbf`` between the issuer and this server."""
 MEMO_SIZE = 10_000
 """Verified tokens each worker remembers (the oldest is forgotten first)."""
 
@@ -101,11 +99,13 @@ class AccessTokens:
 
     def caller(self, token: str) -> Caller:
         """The Caller a valid access token stands for, verified now; raises TokenRefused or KeysUnavailable."""
+        header = _header(token)
+        alg = self._algorithm(header)  # what the token says of its own signature, before any key is looked up
         issuer = self.issuer_of(token)
         if issuer is None:
             raise TokenRefused("the token's issuer is not one this server trusts (OAUTH_ISSUERS)")
         generation = self.keysets[issuer].generation()
-        claims = self._verified(token, issuer)
+        claims = self._verified(token, issuer, header, alg)
         caller = self.caller_from(claims)
         with self._memo_lock:
             if len(self._memo) >= MEMO_SIZE:
@@ -122,11 +122,9 @@ class AccessTokens:
             raise TokenRefused(f"the token's {self.rules.subject_claim} claim is not a usable subject")
         return caller
 
-    def _verified(self, token: str, issuer: str) -> dict[str, Any]:
-        """The validated claims of ``token``, which claims to come from ``issuer``; raises TokenRefused or
-        KeysUnavailable."""
-        header = _header(token)
-        alg = self._algorithm(header)
+    def _verified(self, token: str, issuer: str, header: Mapping[str, Any], alg: str) -> dict[str, Any]:
+        """The validated claims of ``token``, which claims to come from ``issuer`` and to be signed with ``alg``;
+        raises TokenRefused or KeysUnavailable."""
         kid = header.get("kid")
         try:
             key = self.keysets[issuer].key(kid if isinstance(kid, str) else None, alg)
@@ -153,14 +151,16 @@ class AccessTokens:
         for name in _KEY_SOURCES:
             if name in header:
                 raise TokenRefused(f"the token names its own key ({name}); keys come only from the issuer's metadata")
+        # The header is the token's to choose: refusals name what is accepted, never echo what was sent.
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.settings.algorithms:
-            raise TokenRefused(f"signature algorithm {alg!r} is not accepted (OAUTH_ALGORITHMS)")
+            raise TokenRefused("the token's signature algorithm is not one of "
+                               f"{', '.join(self.settings.algorithms)} (OAUTH_ALGORITHMS)")
         types = self.settings.token_types
         typ = header.get("typ")
         if types is not None and (not isinstance(typ, str) or typ.lower() not in types):
-            raise TokenRefused(f"the token is not an access token (typ {typ!r}, expected at+jwt); an ID token "
-                               "cannot be used here")
+            raise TokenRefused(f"the token is not an access token (its typ is not {types[0]}); an ID token cannot "
+                               "be used here")
         return alg
 
 

@@ -15,8 +15,14 @@ __all__ = ["bearer_challenge", "realm_challenge"]
 REALM = "pgmcp-http"
 
 
-def _quoted(value: str) -> str:
-    return '"' + "".join(char for char in value if char not in '"\\' and char.isprintable()) + '"'
+MAX_DESCRIPTION = 200
+
+
+def _quoted(value: str, limit: int | None = None) -> str:
+    """A quoted-string of RFC 6750's characters only (%x20-21 / %x23-5B / %x5D-7E): anything else, such as a
+    non-ASCII ``kid`` a token carried into a refusal's description, would not even fit in an HTTP header."""
+    kept = "".join(char for char in value if " " <= char <= "~" and char not in '"\\')
+    return f'"{kept[:limit]}"'
 
 
 def bearer_challenge(*, resource_metadata: str, scopes: Iterable[str], error: str | None = None,
@@ -29,7 +35,7 @@ def bearer_challenge(*, resource_metadata: str, scopes: Iterable[str], error: st
     if error is not None:
         parts.append(f"error={_quoted(error)}")
         if description:
-            parts.append(f"error_description={_quoted(description)}")
+            parts.append(f"error_description={_quoted(description, MAX_DESCRIPTION)}")
     return "Bearer " + ", ".join(parts)
 
 

@@ -14,7 +14,10 @@ from typing import Any
 
 from pgmcp_http.identity import Caller, RolePolicy
 
-__all__ = ["ClaimRules", "caller_from_claims", "usable_subject"]
+__all__ = ["LEEWAY_S", "ClaimRules", "caller_from_claims", "usable_subject"]
+
+LEEWAY_S = 30
+"""Clock skew tolerated on ``exp``/``nbf``/``iat`` between a token's issuer and this server."""
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,26 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
-__all__ = ["MAX_DOCUMENT_BYTES", "FetchFailed", "JsonFetcher"]
+__all__ = ["MAX_DOCUMENT_BYTES", "FetchFailed", "JsonFetcher", "safe_url"]
 
 MAX_DOCUMENT_BYTES = 1_048_576
+"""Largest document read: key sets and metadata are a few kilobytes; a larger answer is not one of them."""
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def safe_url(url: object) -> str | None:
+    """``url`` when it is https (or http on loopback, for local runs), else None: an endpoint an issuer's
+    metadata names (keys, introspection) is only used over TLS, and never with another scheme."""
+    if not isinstance(url, str):
+        return None
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK):
+        return url
+    return None
 
 
 class FetchFailed(Exception):
@@ -36,9 +50,11 @@ class JsonFetcher:
         self._opener = urllib.request.build_opener(_NoRedirects())
 
     def get(self, url: str) -> dict[str, Any]:
+        """The JSON object at ``url``; raises FetchFailed."""
         return self._send(urllib.request.Request(url, headers={"Accept": "application/json"}))
 
     def post_form(self, url: str, form: bytes, headers: dict[str, str]) -> dict[str, Any]:
+        """The JSON object answering a form posted to ``url`` (introspection); raises FetchFailed."""
         return self._send(urllib.request.Request(url, data=form, method="POST", headers={
             "Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded", **headers}))
 

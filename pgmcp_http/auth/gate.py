@@ -6,13 +6,16 @@
 3. a JWT signed with JWT_KEY_FILE.
 
 With none configured every request is the anonymous caller. A refusal is a
-:class:`Challenge`: 401 with a ``WWW-Authenticate`` header telling an OAuth
-client where to sign in (its resource metadata and the scopes to ask for),
-``error="invalid_token"`` when a credential was presented and is not good;
-503 when the issuer's keys cannot be had yet (signing in again would not help);
-and, once a request is admitted and its call is known, 403
-``insufficient_scope`` naming every scope the call needs (:meth:`Gate.scope_refusal`).
-A token is never logged, echoed or forwarded.
+:class:`Challenge` of one of three kinds, which the web layer turns into a
+status: ``unauthorized`` (401) with a ``WWW-Authenticate`` header telling an
+OAuth client where to sign in (its resource metadata and the scopes to ask
+for), ``error="invalid_token"`` when a credential was presented and is not
+good; ``unavailable`` (503) when the issuer's keys cannot be had yet (signing in
+again would not help); and, once a request is admitted and its call is known,
+``forbidden`` (403) ``insufficient_scope`` naming every scope the call needs
+(:meth:`Gate.scope_refusal`). OAuth access tokens are taken from
+``Authorization: Bearer`` only (RFC 6750; the metadata says ``header``), never
+from the API-key header. A token is never logged, echoed or forwarded.
 """
 
 from __future__ import annotations
@@ -30,19 +33,22 @@ from pgmcp_http.auth.keyfile import JwtCallers
 from pgmcp_http.auth.keysets import IssuerKeys, KeysUnavailable
 from pgmcp_http.auth.resource import metadata_url
 from pgmcp_http.auth.scopes import ScopePolicy
-from pgmcp_http.auth.tokens import TokenSet, credential_digest, presented_credentials
+from pgmcp_http.auth.tokens import TokenSet, bearer_token, credential_digest, presented_credentials
 from pgmcp_http.config import OAuthSettings, Settings
 from pgmcp_http.identity import Caller, RolePolicy
 
-__all__ = ["FORBIDDEN", "UNAUTHORIZED", "Admission", "Challenge", "Gate", "OAuthCallers", "build_gate"]
+__all__ = ["FORBIDDEN", "RETRY_AFTER_S", "UNAUTHORIZED", "UNAVAILABLE", "Admission", "Challenge", "Gate",
+           "OAuthCallers", "build_gate"]
 
+# JSON-RPC error codes of refusals, in the server-defined range (MCP itself uses -32002 for "resource not found").
 UNAUTHORIZED = -32001
-"""JSON-RPC error code for a missing or wrong credential (server-defined range)."""
+"""A missing or wrong credential."""
 FORBIDDEN = -32003
-"""JSON-RPC error code for a call the credential's scopes do not cover."""
-UNAVAILABLE = -32002
-"""JSON-RPC error code for a credential that cannot be checked right now."""
-KEYS_RETRY_AFTER_S = 5
+"""A call the credential's scopes do not cover."""
+UNAVAILABLE = -32004
+"""A credential that cannot be checked right now (the issuer's keys are out of reach)."""
+RETRY_AFTER_S = 5
+"""When to try again after an ``unavailable`` refusal: about the time a key-set fetch is retried."""
 
 
 @dataclass(frozen=True)
@@ -55,15 +61,12 @@ class Admission:
 
 @dataclass(frozen=True)
 class Challenge:
-    """A refused request: its HTTP status, JSON-RPC error body and headers (``WWW-Authenticate``...)."""
+    """A refused request: ``kind`` (``unauthorized``, ``forbidden`` or ``unavailable``), the JSON-RPC error
+    body and the ``WWW-Authenticate`` challenge, when the refusal has one."""
 
-    status: int
+    kind: str
     body: dict[str, Any]
-    headers: tuple[tuple[str, str], ...]
-
-    @property
-    def www_authenticate(self) -> str | None:
-        return next((value for name, value in self.headers if name == "WWW-Authenticate"), None)
+    www_authenticate: str | None = None
 
 
 def _error_body(code: int, message: str, request_id: Any = None) -> dict[str, Any]:
@@ -82,7 +85,8 @@ class OAuthCallers:
         self.metadata_url = metadata_url(settings.resource)
 
     def caller(self, token: str) -> Caller | None:
-        """The Caller of a token meant for these issuers, None when it is not one; raises TokenRefused or
+        """The Caller of a bearer token meant for these issuers (a JWT naming one of them, or with
+        introspection set up any other opaque token), None when it is not one; raises TokenRefused or
         KeysUnavailable."""
         known = self.tokens.remembered(token)
         if known is not None:
@@ -96,6 +100,7 @@ class OAuthCallers:
 
     def challenge(self, *, error: str | None = None, description: str | None = None,
                   scopes: tuple[str, ...] | None = None) -> str:
+        """This server's ``WWW-Authenticate``: its metadata URL, ``scopes`` (the baseline by default), the error."""
         return bearer_challenge(resource_metadata=self.metadata_url,
                                 scopes=self.scopes.baseline if scopes is None else scopes,
                                 error=error, description=description)
@@ -123,17 +128,19 @@ class Gate:
             if number >= 0:
                 return Admission(self.identities.caller(number), credential_digest(value).hex()[:16])
         reason = None
-        for value in offered:
-            caller = None
-            if oauth is not None:
-                try:
-                    caller = oauth.caller(value)
-                except TokenRefused as exc:
-                    reason = str(exc)
-                except KeysUnavailable:
-                    return self._unavailable()
-            if caller is None and jwts is not None:
-                caller = jwts.caller(value)
+        bearer = bearer_token(headers)
+        if oauth is not None and bearer is not None:
+            try:
+                caller = oauth.caller(bearer)
+            except TokenRefused as exc:
+                reason = str(exc)
+            except KeysUnavailable:
+                return self._unavailable()
+            else:
+                if caller is not None:
+                    return Admission(caller, credential_digest(bearer).hex()[:16])
+        for value in offered if jwts is not None else ():
+            caller = jwts.caller(value)
             if caller is not None:
                 return Admission(caller, credential_digest(value).hex()[:16])
         return self._unauthorized(bool(offered), reason)
@@ -147,9 +154,8 @@ class Gate:
         wanted = oauth.scopes.challenge(needed)
         lacking = " ".join(scope for scope in needed if scope not in identity.scopes)
         description = f"this call needs the scope {lacking}; sign in again granting it"
-        return Challenge(403, _error_body(FORBIDDEN, f"forbidden: {description}", request_id), (
-            ("WWW-Authenticate", oauth.challenge(error="insufficient_scope", description=description,
-                                                 scopes=wanted)),))
+        return Challenge("forbidden", _error_body(FORBIDDEN, f"forbidden: {description}", request_id),
+                         oauth.challenge(error="insufficient_scope", description=description, scopes=wanted))
 
     def _unauthorized(self, presented: bool, reason: str | None) -> Challenge:
         oauth = self.oauth
@@ -165,12 +171,12 @@ class Gate:
         else:
             message = f"unauthorized: send a token as `Authorization: Bearer <token>` or in the {self.header} header"
             www = realm_challenge()
-        return Challenge(401, _error_body(UNAUTHORIZED, message), (("WWW-Authenticate", www),))
+        return Challenge("unauthorized", _error_body(UNAUTHORIZED, message), www)
 
     def _unavailable(self) -> Challenge:
         message = ("the identity provider's signing keys could not be fetched, so no token can be checked; retry "
-                   f"in {KEYS_RETRY_AFTER_S} s (the server log says why)")
-        return Challenge(503, _error_body(UNAVAILABLE, message), (("Retry-After", str(KEYS_RETRY_AFTER_S)),))
+                   f"in {RETRY_AFTER_S} s (the server log says why)")
+        return Challenge("unavailable", _error_body(UNAVAILABLE, message))
 
 
 def build_gate(settings: Settings, roles: RolePolicy, tools: Collection[str]) -> Gate:

@@ -15,14 +15,11 @@ from typing import Any
 
 import jwt
 
-from pgmcp_http.auth.claims import ClaimRules, caller_from_claims
+from pgmcp_http.auth.claims import LEEWAY_S, ClaimRules, caller_from_claims
 from pgmcp_http.config import JwtSettings
 from pgmcp_http.identity import Caller, RolePolicy
 
-__all__ = ["LEEWAY_S", "JwtCallers"]
-
-LEEWAY_S = 30
-"""Clock skew tolerated on ``exp``/``nbf``/``iat`` between the issuer and this server."""
+__all__ = ["JwtCallers"]
 
 
 class JwtCallers:

@@ -27,17 +27,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import jwt
 
-from pgmcp_http.auth.fetch import FetchFailed, JsonFetcher
+from pgmcp_http.auth.fetch import FetchFailed, JsonFetcher, safe_url
 
 __all__ = ["COOLDOWN_S", "IssuerKeys", "KeysUnavailable", "SigningKey", "UnknownKey", "discovery_urls"]
 
 log = logging.getLogger(__name__)
 
 COOLDOWN_S = 30.0
-"""Shortest time between two fetches of one issuer's keys (PyJWT's and jose's figure); OAUTH_JWKS_CACHE lowers
-it when it is shorter."""
+"""Shortest time between two fetches of one issuer's keys (PyJWT's and jose's figure); a short OAUTH_JWKS_CACHE
+(tests) lowers it to a quarter of the cache's life."""
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _FAMILIES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 
 
@@ -64,6 +63,8 @@ class SigningKey:
 
 @dataclass(frozen=True)
 class _KeySet:
+    """One fetch's keys: by ``kid``, and those without one (usable only when they are the single fit)."""
+
     named: dict[str, SigningKey]
     unnamed: tuple[SigningKey, ...]
 
@@ -81,16 +82,6 @@ def discovery_urls(issuer: str) -> list[str]:
     if path:
         urls.append(at(path + "/.well-known/openid-configuration"))
     return urls
-
-
-def _safe_url(url: object) -> str | None:
-    """``url`` when it is https (or http on loopback), else None: keys only travel over TLS."""
-    if not isinstance(url, str):
-        return None
-    parts = urlsplit(url)
-    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK):
-        return url
-    return None
 
 
 def _key_set(document: dict[str, Any], url: str) -> _KeySet:
@@ -128,7 +119,7 @@ class IssuerKeys:
         self.fetcher = fetcher
         self.jwks_url = jwks_url
         self.ttl_s = ttl_s
-        self.cooldown_s = min(COOLDOWN_S, ttl_s)
+        self.cooldown_s = min(COOLDOWN_S, ttl_s / 4)
         self.clock = clock
         self._metadata: dict[str, Any] | None = None
         self._keys: _KeySet | None = None
@@ -147,11 +138,12 @@ class IssuerKeys:
         """The key to check a token signed with ``alg`` under ``kid``; raises UnknownKey or KeysUnavailable."""
         keys = self._current()
         found = _pick(keys, kid, alg)
-        if found is None:
-            keys = self._refresh(keys)
+        if found is None:  # perhaps a rotation: wait for a fetch (once per cooldown) rather than refuse at once
+            keys = self._refresh(keys, wait=True)
             found = _pick(keys, kid, alg)
         if found is None:
-            raise UnknownKey(f"no key {kid!r} for {alg} in the key set of {self.issuer}" if kid is not None
+            # The kid is the token's to choose: never echoed (it would land in a header and in logs).
+            raise UnknownKey(f"the token's key (kid) is not in the key set of {self.issuer}" if kid is not None
                              else f"the token names no key (kid) and {self.issuer} has no single {alg} key")
         return found
 
@@ -162,15 +154,20 @@ class IssuerKeys:
         return self._metadata
 
     def _current(self) -> _KeySet:
+        """The key set, fetched first when there is none yet; a stale one is refreshed by one thread while the
+        others go on with it, so a slow issuer never stalls a whole worker."""
         keys = self._keys
         if keys is not None and self.clock() - self._fetched_at < self.ttl_s:
             return keys
-        return self._refresh(keys)
+        return self._refresh(keys, wait=keys is None)
 
-    def _refresh(self, seen: _KeySet | None) -> _KeySet:
+    def _refresh(self, seen: _KeySet | None, *, wait: bool) -> _KeySet:
         """Fetch the set again unless another thread just did or the cooldown forbids it; keep the last good
-        set when the fetch fails."""
-        with self._lock:
+        set when the fetch fails. Without ``wait``, a thread that finds a fetch under way keeps ``seen``."""
+        if not self._lock.acquire(blocking=wait or seen is None):
+            assert seen is not None
+            return seen
+        try:
             if self._keys is not seen and self._keys is not None:
                 return self._keys  # fetched by another thread while this one waited
             now = self.clock()
@@ -190,10 +187,12 @@ class IssuerKeys:
                     raise KeysUnavailable(f"the signing keys of {self.issuer} could not be fetched: {exc}") from None
                 log.warning("keeping the last good signing keys of %s: %s", self.issuer, exc)
             return self._keys
+        finally:
+            self._lock.release()
 
     def _jwks_uri(self) -> str:
         metadata = self.metadata()
-        url = _safe_url(metadata.get("jwks_uri"))
+        url = safe_url(metadata.get("jwks_uri"))
         if url is None:
             raise FetchFailed(f"the metadata of {self.issuer} names no https jwks_uri")
         return url

@@ -62,7 +62,3 @@ class ScopePolicy:
     def challenge(self, needed: tuple[str, ...]) -> tuple[str, ...]:
         """The scopes a refusal names: the baseline, then what this call needs beyond it."""
         return tuple(dict.fromkeys((*self.baseline, *needed)))
-
-    def describe(self, tool: str) -> tuple[str, ...]:
-        """The scopes ``tool`` needs when it reads (the tools/list description names them)."""
-        return self._tools.get(tool, (READ,))

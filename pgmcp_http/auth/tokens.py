@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 
 from pgmcp_http.config import TokenEntry
 
-__all__ = ["TokenSet", "credential_digest", "presented_credentials"]
+__all__ = ["TokenSet", "bearer_token", "credential_digest", "presented_credentials"]
 
 
 def credential_digest(value: str) -> bytes:
@@ -60,13 +60,18 @@ class TokenSet:
         return self.match(presented) >= 0
 
 
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The token of ``Authorization: Bearer <token>``, when the request has one."""
+    scheme, _, value = (headers.get("Authorization") or "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
 def presented_credentials(headers: Mapping[str, str], header: str) -> list[str]:
     """The values a request offers: the Bearer token and the API-key header, when present."""
     found: list[str] = []
-    authorization = headers.get("Authorization") or ""
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        found.append(value.strip())
+    bearer = bearer_token(headers)
+    if bearer is not None:
+        found.append(bearer)
     api_key = (headers.get(header) or "").strip()
     if api_key:
         found.append(api_key)

@@ -91,12 +91,13 @@ def _failure(message: str, outcome: str) -> ToolOutcome:
 
 
 def statement_of(spec: ToolSpec, arguments: Mapping[str, Any]) -> str | None:
-    """The SQL a call runs, as written: the ``sql`` argument (query, analyze_query) or a custom tool's own."""
-    sql = arguments.get("sql")
-    if isinstance(sql, str):
-        return sql
+    """The SQL a call runs, as written: a custom tool's own (whatever its parameters are called: one named
+    ``sql`` is a value, not the statement), else the ``sql`` argument (query, analyze_query)."""
     fixed = getattr(spec.run, "sql", None)
-    return fixed if isinstance(fixed, str) else None
+    if isinstance(fixed, str):
+        return fixed
+    sql = arguments.get("sql")
+    return sql if isinstance(sql, str) else None
 
 
 def _param_types(spec: ToolSpec, arguments: Mapping[str, Any]) -> list[str] | None:

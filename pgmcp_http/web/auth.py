@@ -13,19 +13,27 @@ from typing import Any
 
 from flask import Response, current_app, request
 
-from pgmcp_http.auth.gate import Challenge, Gate
+from pgmcp_http.auth.gate import RETRY_AFTER_S, Challenge, Gate
 from pgmcp_http.runtime import Runtime
 from pgmcp_http.web.exchange import current, note
 from pgmcp_http.web.http import json_response
 
-__all__ = ["GATE_KEY", "authorize", "challenge_headers", "needed_scopes", "scope_refusal"]
+__all__ = ["CHALLENGE_STATUS", "GATE_KEY", "authorize", "challenge_headers", "needed_scopes", "scope_refusal"]
 
 GATE_KEY = "pgmcp_gate"
+CHALLENGE_STATUS = {"unauthorized": 401, "forbidden": 403, "unavailable": 503}
+"""The HTTP status of each kind of refusal: 401 sends a client to sign in, 403 to sign in with more scopes,
+503 to wait (the identity provider's keys are out of reach, so signing in again would not help)."""
 
 
 def challenge_headers(challenge: Challenge) -> list[tuple[str, str]]:
     """The headers of a refusal, with the one that lets browsers read ``WWW-Authenticate``."""
-    return [*challenge.headers, ("Access-Control-Expose-Headers", "WWW-Authenticate")]
+    headers = [("Access-Control-Expose-Headers", "WWW-Authenticate")]
+    if challenge.www_authenticate is not None:
+        headers.append(("WWW-Authenticate", challenge.www_authenticate))
+    if challenge.kind == "unavailable":
+        headers.append(("Retry-After", str(RETRY_AFTER_S)))
+    return headers
 
 
 def needed_scopes(gate: Gate, runtime: Runtime, message: Any) -> tuple[str, ...]:
@@ -37,7 +45,9 @@ def needed_scopes(gate: Gate, runtime: Runtime, message: Any) -> tuple[str, ...]
     params = params if isinstance(params, Mapping) else {}
     tool = params.get("name") if method == "tools/call" else None
     arguments = params.get("arguments")
-    writes = isinstance(tool, str) and isinstance(arguments, Mapping) and runtime.toolbox.writes(tool, arguments)
+    # Classified as the call will run: omitted or null arguments run as {} (a fixed write statement still writes).
+    arguments = arguments if isinstance(arguments, Mapping) else {}
+    writes = isinstance(tool, str) and runtime.toolbox.writes(tool, arguments)
     return gate.oauth.scopes.needed(method if isinstance(method, str) else None,
                                     tool if isinstance(tool, str) else None, writes=writes)
 
@@ -65,8 +75,8 @@ def authorize() -> Response | None:
     gate: Gate = current_app.extensions[GATE_KEY]
     verdict = gate.admit(request.headers)
     if isinstance(verdict, Challenge):
-        note(outcome="unauthorized" if verdict.status == 401 else "auth_unavailable")
-        return json_response(verdict.body, verdict.status, dict(challenge_headers(verdict)))
+        note(outcome="unauthorized" if verdict.kind == "unauthorized" else "auth_unavailable")
+        return json_response(verdict.body, CHALLENGE_STATUS[verdict.kind], dict(challenge_headers(verdict)))
     exchange = current()
     if exchange is not None:
         exchange.identity, exchange.caller = verdict.identity, verdict.caller

@@ -28,7 +28,7 @@ from pgmcp_http.protocol import Reply, RoutingHeaders
 from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR
 from pgmcp_http.runtime import Runtime
 from pgmcp_http.web.access import AccessLog, HttpSeries
-from pgmcp_http.web.auth import challenge_headers, scope_refusal
+from pgmcp_http.web.auth import CHALLENGE_STATUS, challenge_headers, scope_refusal
 from pgmcp_http.web.exchange import Exchange, begin, finish, note
 from pgmcp_http.web.http import BODY_TOO_LARGE, MAX_JSON_DEPTH, rebinding_refusal, too_deep
 from pgmcp_http.web.trail import Trail
@@ -193,8 +193,8 @@ class McpEndpoint:
                          ("Access-Control-Max-Age", "600")], b""
         verdict = self.gate.admit(headers)
         if isinstance(verdict, Challenge):
-            note(outcome="unauthorized" if verdict.status == 401 else "auth_unavailable")
-            return _json(verdict.status, verdict.body, challenge_headers(verdict))
+            note(outcome="unauthorized" if verdict.kind == "unauthorized" else "auth_unavailable")
+            return _json(CHALLENGE_STATUS[verdict.kind], verdict.body, challenge_headers(verdict))
         exchange.identity, exchange.caller = verdict.identity, verdict.caller
         if environ.get("REQUEST_METHOD") != "POST":
             # No server-to-client stream and no session deletion: sessions are signed tokens, not state.
@@ -221,7 +221,7 @@ class McpEndpoint:
         forbidden = scope_refusal(self.gate, self.runtime, message)
         if forbidden is not None:  # before anything runs: a client steps up on this 403 and retries
             note(outcome="insufficient_scope")
-            return _json(forbidden.status, forbidden.body, challenge_headers(forbidden))
+            return _json(CHALLENGE_STATUS[forbidden.kind], forbidden.body, challenge_headers(forbidden))
         return self._dispatch(message, headers, exchange)
 
     def _body(self, environ: dict[str, Any]) -> bytes | None:

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, request
 
 from pgmcp_http.errors import NotFoundError
 from pgmcp_http.protocol import tool_entry, tool_result
-from pgmcp_http.web.auth import GATE_KEY, authorize, challenge_headers, scope_refusal
+from pgmcp_http.web.auth import CHALLENGE_STATUS, GATE_KEY, authorize, challenge_headers, scope_refusal
 from pgmcp_http.web.exchange import note
 from pgmcp_http.web.http import MAX_JSON_DEPTH, json_response, rebinding_refusal, runtime, too_deep
 from pgmcp_http.web.trail import Trail
@@ -62,7 +62,7 @@ def tools_call() -> Response:
     refusal = scope_refusal(current_app.extensions[GATE_KEY], runtime(), {"method": "tools/call", "params": body})
     if refusal is not None:
         note(outcome="insufficient_scope")
-        return json_response(refusal.body, refusal.status, dict(challenge_headers(refusal)))
+        return json_response(refusal.body, CHALLENGE_STATUS[refusal.kind], dict(challenge_headers(refusal)))
     with Trail(runtime(), method="tools/call", params=body, headers=request.headers) as trail:
         try:
             outcome = runtime().toolbox.call(body["name"], arguments, caller=trail.caller, record=trail.record)

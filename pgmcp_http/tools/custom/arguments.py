@@ -47,12 +47,24 @@ def bind_arguments(parameters: Sequence[Parameter], arguments: Mapping[str, Any]
     return bound
 
 
+_VALIDATORS: dict[int, tuple[Parameter, Draft202012Validator]] = {}
+
+
+def _validator(param: Parameter) -> Draft202012Validator:
+    """The schema validator of a claim-bound parameter, built once per parameter (tools live as long as the
+    process; the parameter is kept beside its validator so a reused id cannot match another one)."""
+    known = _VALIDATORS.get(id(param))
+    if known is None or known[0] is not param:
+        known = _VALIDATORS[id(param)] = (param, Draft202012Validator(parameter_schema(param)))
+    return known[1]
+
+
 def _claim(param: Parameter, claim: str, claims: Mapping[str, Any]) -> Any:
     value = claims.get(claim)
     if value is None:
         raise ToolError(f"refused: parameter `{param.name}` is bound to the caller's `{claim}` claim, which this "
                         "caller's token does not carry; sign in with an account that has it", outcome="refused")
-    if not Draft202012Validator(parameter_schema(param)).is_valid(value):
+    if not _validator(param).is_valid(value):
         raise ToolError(f"refused: the caller's `{claim}` claim does not fit parameter `{param.name}` "
                         f"({param.type}); ask the identity provider's administrator", outcome="refused")
     return value
