@@ -123,6 +123,9 @@ def test_without_any_key_the_answer_is_503_not_401(pg, tmp_path):
             status, headers, body = call(server, sign_token(idp.keys[0], claims(idp, server.url)))
             assert status == 503 and headers["retry-after"] == "5" and "www-authenticate" not in headers
             assert "signing keys" in body["error"]["message"] and body["error"]["code"] == -32004
+            # The answer says the log has the reason: it does, once per attempt, not once per call.
+            wait_until(lambda: f"no signing keys of {idp.issuer} yet" in server.log_path.read_text())
+            assert f"{idp.issuer}/jwks answered HTTP 503" in server.log_path.read_text()
             idp.jwks_down(False)
             wait_until(lambda: call(server, sign_token(idp.keys[0], claims(idp, server.url)))[0] == 200,
                        timeout=CACHE_S * 2)

@@ -184,6 +184,8 @@ class IssuerKeys:
                 self._generation += 1
             except FetchFailed as exc:
                 if self._keys is None:
+                    # Logged here, once per attempt (callers meanwhile get 503 saying the log has the reason).
+                    log.warning("no signing keys of %s yet, tokens it issued get 503: %s", self.issuer, exc)
                     raise KeysUnavailable(f"the signing keys of {self.issuer} could not be fetched: {exc}") from None
                 log.warning("keeping the last good signing keys of %s: %s", self.issuer, exc)
             return self._keys
