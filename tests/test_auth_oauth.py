@@ -449,6 +449,13 @@ def _public_pem(jwk: dict[str, str]) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def raw_signed(jwk: dict[str, str], payload: Any) -> str:
+    """A token signed with the provider's key whose payload is ``payload`` as JSON, whatever its shape
+    (PyJWT's own encoder refuses to write some of these)."""
+    return jwt.api_jws.PyJWS().encode(json.dumps(payload).encode(), private_pem(jwk), algorithm="RS256",
+                                      headers={"kid": jwk["kid"], "typ": "at+jwt"})
+
+
 def refused_tokens(stack: Stack) -> dict[str, str]:
     key = stack.idp.keys[0]
     stranger = generate_key("not-at-the-provider")
@@ -471,11 +478,20 @@ def refused_tokens(stack: Stack) -> dict[str, str]:
             "kid": key["kid"], "typ": "at+jwt", "jwk": {k: key[k] for k in ("kty", "n", "e", "kid")}}),
         "non-ASCII kid": sign_token({**key, "kid": "ключ"}, stack.claims()),
         "garbage": "not.a.jwt",
+        # Signed properly, shaped wrongly: each must be a 401, never a 500.
+        "payload not an object": raw_signed(key, [1, 2]),
+        "exp not a number": raw_signed(key, stack.claims(exp="tomorrow")),
+        "iss not a string": raw_signed(key, stack.claims(iss=[stack.idp.issuer])),
+        "aud a number": raw_signed(key, stack.claims(aud=5)),
+        "sub not a string": raw_signed(key, stack.claims(sub={"id": 1})),
+        "kid not a string": hand_signed({"alg": "RS256", "typ": "at+jwt", "kid": 7}, stack.claims(), b"x"),
     }
 
 
 CASES = ["expired", "not yet valid", "wrong issuer", "no audience", "another resource", "alg none",
-         "HS256 with the public key", "unknown kid", "ID token", "own jku", "own jwk", "non-ASCII kid", "garbage"]
+         "HS256 with the public key", "unknown kid", "ID token", "own jku", "own jwk", "non-ASCII kid", "garbage",
+         "payload not an object", "exp not a number", "iss not a string", "aud a number", "sub not a string",
+         "kid not a string"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -509,6 +525,20 @@ def test_a_refused_origin_gets_no_cors_headers(stack):
         assert status == 403 and "access-control-allow-origin" not in headers, method
 
 
+def test_odd_but_valid_claims_are_judged_by_what_they_grant(stack):
+    """A scope claim that is not a string grants nothing (403, not 500); a role claim that is not a role name
+    is refused at the database (an isError result); the worker stays the same."""
+    key, pid = stack.idp.keys[0], stack.server.proc.pid
+    status, headers, _ = mcp_call(stack, "tools/call", {"name": "query", "arguments": {"sql": "SELECT 1 AS id"}},
+                                  bearer(sign_token(key, stack.claims(scope=5))))
+    assert status == 403 and challenge(headers)["error"] == "insufficient_scope"
+    status, _, body = mcp_call(stack, "tools/call", {"name": "query", "arguments": {"sql": "SELECT 1 AS id"}},
+                               bearer(sign_token(key, stack.claims(db_role={"name": SUPPORT}))))
+    assert status == 200 and body["result"]["isError"] is True
+    assert "not in ALLOWED_ROLES" in body["result"]["content"][0]["text"]
+    assert stack.server.proc.pid == pid and stack.server.proc.poll() is None
+
+
 def test_the_same_claims_properly_signed_are_accepted(stack):
     """The control of the refusal matrix: only the one thing each case changes makes it fail."""
     status, _, body = mcp_call(stack, "tools/call", {"name": "query", "arguments": {"sql": "SELECT 1 AS id"}},
@@ -516,7 +546,7 @@ def test_the_same_claims_properly_signed_are_accepted(stack):
     assert status == 200 and rows(body["result"]) == [1]
 
 
-def test_the_server_refuses_to_start_on_a_bad_resource(pg: Any, tmp_path: Path):
+def test_the_server_refuses_to_start_on_a_bad_resource_or_tool_scope(pg: Any, tmp_path: Path):
     from tests.helpers import start_up_failure
 
     for value, fragment in [("https://DB.example.com/mcp", "lower case"), ("https://db.example.com/mcp/", "slash"),
@@ -524,3 +554,9 @@ def test_the_server_refuses_to_start_on_a_bad_resource(pg: Any, tmp_path: Path):
         lines = start_up_failure(pg.readonly_url, tmp_path, {"OAUTH_RESOURCE": value,
                                                              "OAUTH_ISSUERS": "https://login.example.com"})
         assert any("OAUTH_RESOURCE" in line and fragment in line for line in lines), (value, lines[-3:])
+    # Checked once the tools are known (the app is built), with the same one line.
+    lines = start_up_failure(pg.readonly_url, tmp_path, {"OAUTH_RESOURCE": "https://db.example.com/mcp",
+                                                         "OAUTH_ISSUERS": "https://login.example.com",
+                                                         "OAUTH_TOOL_SCOPES": "qurey=db.read"})
+    assert any("configuration error: OAUTH_TOOL_SCOPES: 'qurey' is not a tool of this server" in line
+               for line in lines), lines[-3:]
