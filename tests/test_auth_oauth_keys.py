@@ -21,6 +21,7 @@ from pgmcp_http.auth.access_tokens import AccessTokens, TokenRefused
 from pgmcp_http.auth.claims import LEEWAY_S
 from pgmcp_http.auth.fetch import JsonFetcher
 from pgmcp_http.auth.keysets import IssuerKeys
+from pgmcp_http.auth.tokens import credential_digest
 from pgmcp_http.config import load_settings
 from pgmcp_http.identity import RolePolicy
 from tests.helpers import JSON_HEADERS, MODERN, ServerProcess, modern_meta, request, start_server, wait_until
@@ -163,15 +164,15 @@ def test_the_memo_of_verified_tokens_ends_at_exp_and_at_a_new_key_set():
         tokens = tokens_of(idp, clock)
         token = sign_token(idp.keys[0], claims(idp, RESOURCE, exp=int(clock.now) + 60))
         caller = tokens.caller(token)
-        assert caller.subject == "svc" and tokens.remembered(token) is caller
+        assert caller.subject == "svc" and tokens.remembered(credential_digest(token)) is caller
         clock.now += 60 + LEEWAY_S + 1
-        assert tokens.remembered(token) is None  # past exp (and the leeway): verified again, and refused
+        assert tokens.remembered(credential_digest(token)) is None  # past exp and leeway: verified again, refused
         fresh = sign_token(idp.keys[0], claims(idp, RESOURCE, exp=int(time.time()) + 3600))
         clock.now = time.time()
         tokens.caller(fresh)
-        assert tokens.remembered(fresh) is not None
+        assert tokens.remembered(credential_digest(fresh)) is not None
         clock.now += 601  # the key set is stale: the next look refetches it, a new generation
-        assert tokens.remembered(fresh) is None
+        assert tokens.remembered(credential_digest(fresh)) is None
         assert idp.stats()["jwks_requests"] == 2
 
 

@@ -86,10 +86,10 @@ class AccessTokens:
         issuer = claims.get("iss")
         return issuer if isinstance(issuer, str) and issuer in self.keysets else None
 
-    def remembered(self, token: str) -> Caller | None:
-        """The Caller of a token this worker verified before, while its ``exp`` and the issuer's key set
-        last; None otherwise (verify it with :meth:`caller`)."""
-        known = self._memo.get(credential_digest(token))
+    def remembered(self, digest: bytes) -> Caller | None:
+        """The Caller of a token this worker verified before (by its :func:`credential_digest`), while its
+        ``exp`` and the issuer's key set last; None otherwise (verify it with :meth:`caller`)."""
+        known = self._memo.get(digest)
         if known is None:
             return None
         caller, until, issuer, generation = known
@@ -97,8 +97,9 @@ class AccessTokens:
             return caller
         return None
 
-    def caller(self, token: str) -> Caller:
-        """The Caller a valid access token stands for, verified now; raises TokenRefused or KeysUnavailable."""
+    def caller(self, token: str, digest: bytes | None = None) -> Caller:
+        """The Caller a valid access token stands for, verified now and remembered under ``digest`` (its
+        :func:`credential_digest`, computed when not given); raises TokenRefused or KeysUnavailable."""
         header = _header(token)
         alg = self._algorithm(header)  # what the token says of its own signature, before any key is looked up
         issuer = self.issuer_of(token)
@@ -110,7 +111,8 @@ class AccessTokens:
         with self._memo_lock:
             if len(self._memo) >= MEMO_SIZE:
                 self._memo.pop(next(iter(self._memo)))
-            self._memo[credential_digest(token)] = (caller, float(claims["exp"]) + LEEWAY_S, issuer, generation)
+            self._memo[digest or credential_digest(token)] = (caller, float(claims["exp"]) + LEEWAY_S, issuer,
+                                                              generation)
         return caller
 
     def caller_from(self, claims: Mapping[str, Any]) -> Caller:

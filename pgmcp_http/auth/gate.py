@@ -84,15 +84,15 @@ class OAuthCallers:
         self.scopes = scopes
         self.metadata_url = metadata_url(settings.resource)
 
-    def caller(self, token: str) -> Caller | None:
-        """The Caller of a bearer token meant for these issuers (a JWT naming one of them, or with
-        introspection set up any other opaque token), None when it is not one; raises TokenRefused or
-        KeysUnavailable."""
-        known = self.tokens.remembered(token)
+    def caller(self, token: str, digest: bytes) -> Caller | None:
+        """The Caller of a bearer token (``digest``: its :func:`credential_digest`) meant for these issuers (a
+        JWT naming one of them, or with introspection set up any other opaque token), None when it is not
+        one; raises TokenRefused or KeysUnavailable."""
+        known = self.tokens.remembered(digest)
         if known is not None:
             return known
         if self.tokens.issuer_of(token) is not None:
-            return self.tokens.caller(token)
+            return self.tokens.caller(token, digest)
         if self.introspector is not None and token.count(".") != 2:
             claims = self.introspector.claims(token)
             return self.tokens.caller_from(claims)
@@ -122,27 +122,28 @@ class Gate:
         tokens, jwts, oauth = self.tokens, self.jwts, self.oauth
         if not tokens and jwts is None and oauth is None:
             return Admission(self.identities.anonymous)
-        offered = presented_credentials(headers, self.header)
-        numbers = [tokens.match(value) for value in offered]  # every value compared, whatever the first gives
-        for value, number in zip(offered, numbers, strict=True):
+        offered = presented_credentials(headers, self.header)  # the bearer first, when there is one
+        digests = [credential_digest(value) for value in offered]  # each value hashed once, for every use below
+        numbers = [tokens.match_digest(digest) for digest in digests]  # all compared, whatever the first gives
+        for digest, number in zip(digests, numbers, strict=True):
             if number >= 0:
-                return Admission(self.identities.caller(number), credential_digest(value).hex()[:16])
+                return Admission(self.identities.caller(number), digest.hex()[:16])
         reason = None
         bearer = bearer_token(headers)
         if oauth is not None and bearer is not None:
             try:
-                caller = oauth.caller(bearer)
+                caller = oauth.caller(bearer, digests[0])
             except TokenRefused as exc:
                 reason = str(exc)
             except KeysUnavailable:
                 return self._unavailable()
             else:
                 if caller is not None:
-                    return Admission(caller, credential_digest(bearer).hex()[:16])
-        for value in offered if jwts is not None else ():
+                    return Admission(caller, digests[0].hex()[:16])
+        for value, digest in zip(offered, digests, strict=True) if jwts is not None else ():
             caller = jwts.caller(value)
             if caller is not None:
-                return Admission(caller, credential_digest(value).hex()[:16])
+                return Admission(caller, digest.hex()[:16])
         return self._unauthorized(bool(offered), reason)
 
     def scope_refusal(self, identity: Caller, needed: tuple[str, ...], request_id: Any = None) -> Challenge | None:
