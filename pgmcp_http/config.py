@@ -26,8 +26,8 @@ import psycopg2
 import yaml
 from psycopg2.extensions import parse_dsn
 
-__all__ = ["TOOL_NAME", "VARIABLES", "ConfigError", "JwtSettings", "OAuthSettings", "Settings", "TokenEntry",
-           "Variable", "load_settings", "settings_or_exit"]
+__all__ = ["LOOPBACK_NAMES", "TOOL_NAME", "VARIABLES", "ConfigError", "JwtSettings", "OAuthSettings", "Settings",
+           "TokenEntry", "Variable", "load_settings", "settings_or_exit"]
 
 
 class ConfigError(ValueError):
@@ -715,7 +715,8 @@ def _jwt(reader: _Reader) -> JwtSettings | None:
                        subject_claim=subject_claim, role_claim=role_claim, allowed_roles=allowed)
 
 
-_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+"""Host names of this machine: plain http is accepted for them only, and binding to one keeps browsers out."""
 # RFC 6749 scope-token: printable ASCII but space, " and \ (and here not , or =, which OAUTH_TOOL_SCOPES uses).
 _SCOPE = re.compile(r"^[\x21\x23-\x2b\x2d-\x3c\x3e-\x5b\x5d-\x7e]+$")
 
@@ -725,7 +726,7 @@ def _web_url(name: str, value: str, *, example: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
         raise ConfigError(f"{name}: {value!r} is not an https URL; for example {example}")
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_NAMES:
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_NAMES:
         raise ConfigError(f"{name}: {value!r} must use https (plain http is accepted on loopback only)")
     if parts.query or parts.fragment or "?" in value or "#" in value:
         raise ConfigError(f"{name}: {value!r} must not have a query or a fragment")

@@ -15,11 +15,12 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from pgmcp_http.config import LOOPBACK_NAMES
+
 __all__ = ["MAX_DOCUMENT_BYTES", "FetchFailed", "JsonFetcher", "safe_url"]
 
 MAX_DOCUMENT_BYTES = 1_048_576
 """Largest document read: key sets and metadata are a few kilobytes; a larger answer is not one of them."""
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def safe_url(url: object) -> str | None:
@@ -28,7 +29,7 @@ def safe_url(url: object) -> str | None:
     if not isinstance(url, str):
         return None
     parts = urlsplit(url)
-    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK):
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_NAMES):
         return url
     return None
 

@@ -35,7 +35,7 @@ from pgmcp_http.db import (
 )
 from pgmcp_http.errors import NotFoundError
 from pgmcp_http.identity import Caller
-from pgmcp_http.sqlguard import Refusal
+from pgmcp_http.sqlguard import Approved, Refusal
 from pgmcp_http.tools.spec import ToolContext, ToolError, ToolSpec
 from pgmcp_http.tools.validation import ArgumentValidator
 
@@ -182,27 +182,29 @@ class Toolbox:
         spec = self._specs.get(name)
         if spec is None or spec.annotations.get("readOnlyHint", True):
             return False
+        approved = self._approved(spec, arguments)
+        return approved is not None and approved.kind not in ("select", "show")
+
+    def _approved(self, spec: ToolSpec, arguments: Mapping[str, Any]) -> Approved | None:
+        """The guard's verdict on the statement a call runs (a memo lookup), None when there is no statement
+        or the guard refuses it (the call then reports the refusal itself)."""
         sql = statement_of(spec, arguments)
         if sql is None:
-            return False
+            return None
         try:
-            return self.context.guard.check(sql).kind not in ("select", "show")
+            return self.context.guard.check(sql)
         except Refusal:
-            return False
+            return None
 
     def _summary(self, spec: ToolSpec, arguments: Mapping[str, Any]) -> str:
         """The database span's name: the statement's kind and tables (``SELECT shop.orders``) when the guard
-        approves it (a memo lookup), else the tool's name; never a value."""
-        sql = statement_of(spec, arguments)
-        if sql is not None:
-            try:
-                approved = self.context.guard.check(sql)
-            except Refusal:
-                return spec.name
-            operation = {"select": "SELECT", "show": "SHOW"}.get(approved.kind, "WRITE")
-            names = sorted(f"{schema}.{table}" if schema else table for schema, table in approved.relations)
-            return " ".join([operation, *names[:4]])
-        return spec.name
+        approves it, else the tool's name; never a value."""
+        approved = self._approved(spec, arguments)
+        if approved is None:
+            return spec.name
+        operation = {"select": "SELECT", "show": "SHOW"}.get(approved.kind, "WRITE")
+        names = sorted(f"{schema}.{table}" if schema else table for schema, table in approved.relations)
+        return " ".join([operation, *names[:4]])
 
     def _run_once(self, spec: ToolSpec, arguments: dict[str, Any], tag: str | None,
                   caller: Caller | None) -> ToolOutcome:

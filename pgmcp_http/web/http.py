@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from flask import Response, current_app
 
-from pgmcp_http.config import Settings
+from pgmcp_http.config import LOOPBACK_NAMES, Settings
 from pgmcp_http.runtime import Runtime
 
 __all__ = ["BODY_TOO_LARGE", "MAX_JSON_DEPTH", "forbidden_host", "forbidden_origin", "json_response",
@@ -32,7 +32,7 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     return response
 
 
-LOOPBACK_BINDS = frozenset({"127.0.0.1", "::1", "localhost"})
+LOOPBACK_BINDS = LOOPBACK_NAMES
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 

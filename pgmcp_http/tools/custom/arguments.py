@@ -13,6 +13,7 @@ which a policy such as ``tenant_id = $1 OR $1 IS NULL`` could read as "all").
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,16 +48,11 @@ def bind_arguments(parameters: Sequence[Parameter], arguments: Mapping[str, Any]
     return bound
 
 
-_VALIDATORS: dict[int, tuple[Parameter, Draft202012Validator]] = {}
-
-
+@functools.cache
 def _validator(param: Parameter) -> Draft202012Validator:
-    """The schema validator of a claim-bound parameter, built once per parameter (tools live as long as the
-    process; the parameter is kept beside its validator so a reused id cannot match another one)."""
-    known = _VALIDATORS.get(id(param))
-    if known is None or known[0] is not param:
-        known = _VALIDATORS[id(param)] = (param, Draft202012Validator(parameter_schema(param)))
-    return known[1]
+    """The schema validator of a claim-bound parameter, built once (such a parameter has no default, so it
+    is hashable; tools live as long as the process)."""
+    return Draft202012Validator(parameter_schema(param))
 
 
 def _claim(param: Parameter, claim: str, claims: Mapping[str, Any]) -> Any:
