@@ -1,6 +1,6 @@
 """The gate (:mod:`pgmcp_http.auth.gate`) as HTTP: refusals as responses, and the scope check of a call.
 
-``/mcp`` calls :func:`challenge_answer` and :func:`needed_scopes` itself (it is
+``/mcp`` calls :func:`challenge_headers` and :func:`scope_refusal` itself (it is
 plain WSGI); the REST routes use :func:`authorize` as a ``before_request`` hook.
 Refusals carry ``Access-Control-Expose-Headers: WWW-Authenticate`` so that a
 browser client may read where to sign in.
@@ -54,8 +54,10 @@ def needed_scopes(gate: Gate, runtime: Runtime, message: Any) -> tuple[str, ...]
 
 def scope_refusal(gate: Gate, runtime: Runtime, message: Any) -> Challenge | None:
     """The 403 for a message the admitted caller's scopes do not cover, or None."""
+    if gate.oauth is None:  # the common case, and on every call: nothing else to look at
+        return None
     exchange = current()
-    if gate.oauth is None or exchange is None or exchange.identity is None:
+    if exchange is None or exchange.identity is None:
         return None
     needed = needed_scopes(gate, runtime, message)
     if not needed:
