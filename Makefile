@@ -57,10 +57,10 @@ soak: $(STAMP)
 	$(PY) bench/soak.py
 
 devdb: $(STAMP)
-	@$(PY) -m pgmcp_http.devdb up
+	@$(PY) -m devkit.devdb up
 
 devdb-down: $(STAMP)
-	@$(PY) -m pgmcp_http.devdb down
+	@$(PY) -m devkit.devdb down
 
 clean: devdb-down
 	rm -rf $(VENV) .devdb

@@ -3,7 +3,7 @@
 Worker class: ``gthread`` (threads per worker from THREADS): a tool call spends
 most of its time waiting on PostgreSQL, and threads let a worker serve other
 requests meanwhile without the monkey-patching an async worker would need for
-psycopg2. It is subclassed (:mod:`pgmcp_http.web.worker`) so that threads only
+psycopg2. It is subclassed (:mod:`pgmcp_http.serving.worker`) so that threads only
 ever parse complete requests (slow senders wait on the event loop and are cut
 off after REQUEST_READ_TIMEOUT) and so that requests beyond
 REQUEST_QUEUE_LIMIT get 503 at once. The app is preloaded in the master
@@ -30,7 +30,7 @@ prepare_metrics_dir(_settings.metrics_dir)  # before the app (and prometheus_cli
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
 threads = _settings.threads
-worker_class = "pgmcp_http.web.worker.GuardedThreadWorker"  # gthread, guarded against slow and bursty clients
+worker_class = "pgmcp_http.serving.worker.GuardedThreadWorker"  # gthread, guarded against slow and bursty clients
 preload_app = True
 timeout = max(30, _settings.query_timeout_ms // 1000 + 15)
 graceful_timeout = 25

@@ -27,7 +27,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pgmcp_http import devdb  # noqa: E402
+from devkit import devdb  # noqa: E402
 from pgmcp_http.config import load_settings  # noqa: E402
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"

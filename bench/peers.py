@@ -37,7 +37,7 @@ import workload
 from load import LoadResult
 from run import ROUNDS, SECONDS, drive, median_of, naive_server
 
-from pgmcp_http import devdb
+from devkit import devdb
 
 HERE = Path(__file__).resolve().parent
 DBHUB_VERSION = "1.4.0"

@@ -36,7 +36,8 @@ import load
 import workload
 from load import LoadResult
 
-from pgmcp_http import devdb, devpooler
+from devkit import devdb
+from devkit import pooler as devpooler
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))

@@ -20,7 +20,7 @@ import load
 import workload
 from load import LoadResult
 
-from pgmcp_http import devdb
+from devkit import devdb
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
 SAMPLE_S = float(os.environ.get("SOAK_SAMPLE", "30"))

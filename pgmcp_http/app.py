@@ -15,9 +15,9 @@ from pgmcp_http.config import Settings
 from pgmcp_http.observability.logs import configure_logging
 from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST
 from pgmcp_http.runtime import Runtime
+from pgmcp_http.serving.disconnect import DisconnectWatcher, WatchDisconnects
 from pgmcp_http.web import auth, metrics, probes, rest
 from pgmcp_http.web.access import AccessLog, HttpSeries
-from pgmcp_http.web.disconnect import DisconnectWatcher, WatchDisconnects
 from pgmcp_http.web.exchange import begin, current, finish
 from pgmcp_http.web.http import BODY_TOO_LARGE, json_response
 from pgmcp_http.web.mcp import PATH, McpEndpoint, rpc_error_body
@@ -59,7 +59,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Flask:
     app.register_error_handler(Exception, _unexpected)
     endpoint = McpEndpoint(runtime, gate, access, HttpSeries(runtime.metrics.registry, PATH),
                            body_limit=settings.max_request_bytes)
-    # A client that hangs up mid-call gets its statement cancelled (see web/disconnect.py).
+    # A client that hangs up mid-call gets its statement cancelled (see serving/disconnect.py).
     watcher = DisconnectWatcher(cancel=lambda thread_id: runtime.database().pool.cancel_held_by(thread_id))
     app.extensions["pgmcp.disconnects"] = watcher
     app.wsgi_app = WatchDisconnects(_route(endpoint, app.wsgi_app), watcher)  # type: ignore[method-assign]

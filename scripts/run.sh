@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${DATABASE_URL:-}" ] && [ -z "${DATABASE_URL_FILE:-}" ]; then
-  DATABASE_URL="$(.venv/bin/python -m pgmcp_http.devdb up)"
+  DATABASE_URL="$(.venv/bin/python -m devkit.devdb up)"
   export DATABASE_URL
 fi
 exec .venv/bin/gunicorn -c gunicorn.conf.py wsgi:app

@@ -19,7 +19,7 @@ import pytest
 from pytest_postgresql import factories
 from pytest_postgresql.executors.noop import NoopExecutor
 
-from pgmcp_http import devdb
+from devkit import devdb
 from tests.helpers import PgCluster, ServerProcess, serving
 
 REPO = Path(__file__).resolve().parent.parent

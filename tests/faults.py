@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg2
 
-from pgmcp_http import devdb
+from devkit import devdb
 from tests.helpers import ServerProcess
 
 __all__ = ["Call", "Load", "Throwaway", "active_statements", "raw_call", "throwaway_cluster", "worker_holding"]

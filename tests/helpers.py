@@ -22,7 +22,7 @@ import psycopg2
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg2.extensions import parse_dsn
 
-from pgmcp_http import devdb
+from devkit import devdb
 from pgmcp_http.config import ConfigError, load_settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgmcp_http import devdb
+from devkit import devdb
 from tests.helpers import PgCluster
 
 DB = "identity_db"

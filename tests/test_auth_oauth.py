@@ -24,7 +24,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from pgmcp_http import devdb
+from devkit import devdb
 from tests.deploy_helpers import REPO, json_file
 from tests.fake_federation import go_decodes
 from tests.helpers import JSON_HEADERS, MODERN, ServerProcess, modern_meta, request, sdk_client, start_server

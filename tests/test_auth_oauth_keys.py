@@ -16,7 +16,7 @@ from typing import Any
 import jwt
 import pytest
 
-from pgmcp_http import devdb
+from devkit import devdb
 from pgmcp_http.auth.access_tokens import AccessTokens, TokenRefused
 from pgmcp_http.auth.claims import LEEWAY_S
 from pgmcp_http.auth.fetch import JsonFetcher

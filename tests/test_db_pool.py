@@ -11,7 +11,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from pgmcp_http import devdb
+from devkit import devdb
 from pgmcp_http.db import (
     ConnectionLost,
     ConnectOptions,

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from pgmcp_http import devdb
+from devkit import devdb
 from tests.helpers import request, start_server
 
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pgmcp_http import devdb
+from devkit import devdb
 from pgmcp_http.config import ConfigError, load_settings
 from pgmcp_http.federation import FederationClient, FederationError, Registrar, registration_body
 from pgmcp_http.tools import builtin_tools

@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from pgmcp_http import devdb
+from devkit import devdb
 from tests.deploy_helpers import REPO, dockerfile, graceful_timeout_s, healthcheck_command, image_env, only
 from tests.helpers import SERVER_LOGS, request, stop_process, wait_until
 

@@ -15,7 +15,7 @@ import time
 import psycopg2
 import pytest
 
-from pgmcp_http.web.disconnect import DisconnectWatcher, peer_closed
+from pgmcp_http.serving.disconnect import DisconnectWatcher, peer_closed
 from tests.faults import active_statements, raw_call, rest_call
 from tests.helpers import scrape, start_server, total, wait_until
 

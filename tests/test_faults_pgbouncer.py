@@ -24,8 +24,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from pgmcp_http import devdb
-from pgmcp_http.devpooler import Pooler, start_pgbouncer
+from devkit import devdb
+from devkit.pooler import Pooler, start_pgbouncer
 from tests.faults import active_statements, raw_call, rest_call
 from tests.helpers import PgCluster, ServerProcess, call_tool, start_server, wait_until
 

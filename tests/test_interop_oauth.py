@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 
-from pgmcp_http import devdb
+from devkit import devdb
 from tests.helpers import ServerProcess, request, start_server, stop_process, wait_until
 from tests.nodejs import NODE_DIR, NodeTools, node_tools
 from tests.oauth_server import AuthorizationServer, login, running_authorization_server, service_client

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pgmcp_http import devdb
+from devkit import devdb
 from tests.helpers import call_tool, request, scrape, start_server, total, wait_until
 
 GUIDE_FIELDS = {"status", "service", "version", "timestamp", "database", "connection_pool", "uptime", "memory_usage"}

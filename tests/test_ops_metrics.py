@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgmcp_http import devdb
+from devkit import devdb
 from pgmcp_http.observability.cgroup import memory_limit_bytes
 from tests.helpers import (
     TEST_METRICS_TOKEN,

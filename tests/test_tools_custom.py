@@ -14,7 +14,7 @@ import anyio
 import psycopg
 import pytest
 
-from pgmcp_http import devdb
+from devkit import devdb
 from tests.helpers import ServerProcess, call_tool, request, sdk_client, start_server, start_up_failure
 
 REPO = Path(__file__).resolve().parent.parent

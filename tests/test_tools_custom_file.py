@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pgmcp_http import devdb
+from devkit import devdb
 from pgmcp_http.config import ConfigError, load_settings
 from pgmcp_http.db import RowLimits, open_connection
 from pgmcp_http.runtime import connect_options

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from jsonschema import Draft202012Validator
 
-from pgmcp_http import devdb
+from devkit import devdb
 from pgmcp_http.catalog.health import SECTIONS
 from pgmcp_http.tools.database_health import OUTPUT_SCHEMA
 from tests.helpers import ServerProcess, request, start_server

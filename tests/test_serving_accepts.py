@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pgmcp_http.web.worker import (
+from pgmcp_http.serving.worker import (
     ACCEPT_STEP_ASIDE_MAX_MS,
     ACCEPT_STEP_ASIDE_MS,
     ACCEPT_WINDOW_MS,

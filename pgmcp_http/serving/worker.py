@@ -24,7 +24,7 @@ Two shortcuts keep the common case cheap (a third of the server's CPU per
 call went to gunicorn's general machinery before them):
 
 3. **The fast lane.** A gathered request that is a plain ``POST /mcp`` (see
-   :mod:`pgmcp_http.web.fastlane` for exactly what qualifies) is answered on
+   :mod:`pgmcp_http.serving.fastlane` for exactly what qualifies) is answered on
    the same thread from the bytes already read, with the environ gunicorn
    would build, and written back in one ``send``; anything else goes to
    gunicorn's parser as before.
@@ -76,7 +76,7 @@ from gunicorn.http.message import DEFAULT_MAX_HEADERFIELD_SIZE, MAX_HEADERS, _ip
 from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
 from pgmcp_http.protocol.errors import INVALID_REQUEST
-from pgmcp_http.web import fastlane
+from pgmcp_http.serving import fastlane
 from pgmcp_http.web.http import BODY_TOO_LARGE
 from pgmcp_http.web.mcp import rpc_error_body
 

@@ -5,9 +5,9 @@ command runs as the ``postgres`` user through ``runuser``. The cluster lives in
 a folder of its own (``.devdb/`` for `make run`, a temporary folder for the
 tests); nothing outside it is touched.
 
-Run ``python -m pgmcp_http.devdb up`` to create (once), start and load the
+Run ``python -m devkit.devdb up`` to create (once), start and load the
 cluster; it prints the read-only role's ``DATABASE_URL`` on standard output.
-``python -m pgmcp_http.devdb down`` stops it.
+``python -m devkit.devdb down`` stops it.
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def main(argv: list[str]) -> int:
         elif command == "down":
             stop_cluster(Cluster(base=base, port=port))
         else:
-            print(f"usage: python -m pgmcp_http.devdb [up|down] (got {command!r})", file=sys.stderr)
+            print(f"usage: python -m devkit.devdb [up|down] (got {command!r})", file=sys.stderr)
             return 2
     except DevDbError as exc:
         print(f"devdb: {exc}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 Nearly every request this server gets is the same shape: ``POST /mcp
 HTTP/1.1`` with a handful of plain headers and a small JSON body announced by
-Content-Length. The worker (:mod:`pgmcp_http.web.worker`) has already
+Content-Length. The worker (:mod:`pgmcp_http.serving.worker`) has already
 gathered such a request whole before any thread touches it, so building the
 WSGI environ from those bytes and writing the answer in one ``send`` costs a
 fraction of gunicorn's general parser, its request and response objects and

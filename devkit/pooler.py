@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgmcp_http.devdb import Cluster, DevDbError, free_port
+from devkit.devdb import Cluster, DevDbError, free_port
 
 __all__ = ["Pooler", "start_pgbouncer"]
 

@@ -18,7 +18,7 @@ from gunicorn.config import Config
 from gunicorn.http import wsgi
 from gunicorn.http.parser import RequestParser
 
-from pgmcp_http.web import fastlane
+from pgmcp_http.serving import fastlane
 
 CFG = Config()
 LIMITS = fastlane.Limits(line=CFG.limit_request_line, fields=CFG.limit_request_fields,
@@ -165,7 +165,7 @@ def test_the_lane_steps_aside_for_gunicorns_access_log_and_statsd(setting, value
     every request goes through gunicorn's own path."""
     from types import SimpleNamespace
 
-    from pgmcp_http.web.worker import FastLane
+    from pgmcp_http.serving.worker import FastLane
 
     assert FastLane.for_worker(SimpleNamespace(cfg=Config())) is not None
     cfg = Config()

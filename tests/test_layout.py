@@ -1,0 +1,82 @@
+"""The package holds what the server runs: every module of pgmcp_http/ is reached from the entry points.
+
+Development and test scaffolding (the throwaway PostgreSQL and PgBouncer) lives in ``devkit/``;
+a module that only the tests or the benchmarks import belongs there or beside them, not in the
+package the image ships.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "pgmcp_http"
+ENTRY_POINTS = (REPO / "wsgi.py", REPO / "gunicorn.conf.py")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def package_modules() -> dict[str, Path]:
+    return {module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def imported_names(path: Path, known: dict[str, Path]) -> set[str]:
+    """The package modules ``path`` imports, with the packages each import loads on the way."""
+    here = module_name(path).split(".")
+    if path.name != "__init__.py":
+        here = here[:-1]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                prefix = here[: len(here) - node.level + 1]
+                base = ".".join([*prefix, base] if base else prefix)
+            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        for target in targets:
+            parts = target.split(".")
+            found.update(".".join(parts[:n]) for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in known)
+    return found
+
+
+def named_in_strings(path: Path, known: dict[str, Path]) -> set[str]:
+    """Modules named by dotted strings, as gunicorn's ``worker_class = "pgmcp_http.serving.worker.X"``."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("pgmcp_http."):
+            parts = node.value.split(".")
+            found.update(".".join(parts[:n]) for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in known)
+    return found
+
+
+def reachable() -> set[str]:
+    known = package_modules()
+    seen: set[str] = set()
+    todo = [name for entry in ENTRY_POINTS for name in imported_names(entry, known) | named_in_strings(entry, known)]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(imported_names(known[name], known))
+    return seen
+
+
+def test_every_module_in_the_package_is_reached_from_the_entry_points():
+    unused = sorted(set(package_modules()) - reachable())
+    assert unused == [], f"imported only by tests, bench or nothing: move to devkit/ or tests/: {unused}"
+
+
+def test_the_walk_sees_real_imports():
+    """Guard against a walker that finds nothing: the app, the guard and the pool are reached."""
+    seen = reachable()
+    assert {"pgmcp_http.app", "pgmcp_http.sqlguard.guard", "pgmcp_http.db.pool", "pgmcp_http.config",
+            "pgmcp_http.serving.worker"} <= seen
