@@ -242,9 +242,10 @@ class Runtime:
 
 
 def _role_policy(settings: Settings) -> RolePolicy:
-    """Who acts as which role: the token entries' roles, DEFAULT_ROLE, the JWT role claim's ALLOWED_ROLES,
-    ROLE_REQUIRED."""
-    claimed = list(settings.jwt.allowed_roles) if settings.jwt is not None and settings.jwt.role_claim else []
+    """Who acts as which role: the token entries' roles, DEFAULT_ROLE, the ALLOWED_ROLES a JWT or OAuth role claim
+    may name, ROLE_REQUIRED. Any of them makes the login role's check (superuser, BYPASSRLS, grants) apply."""
+    claimed = [role for rules in (settings.jwt, settings.oauth) if rules is not None and rules.role_claim
+               for role in rules.allowed_roles]
     roles = tuple(dict.fromkeys([entry.role for entry in settings.auth_entries if entry.role]
                                 + ([settings.default_role] if settings.default_role else []) + claimed))
     return RolePolicy(default_role=settings.default_role, required=settings.role_required, mapped=bool(roles),

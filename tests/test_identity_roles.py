@@ -155,9 +155,16 @@ def test_the_role_holds_in_every_transaction_under_concurrency(roles_server):
     assert all(found == expected[who] for who, found in seen)
 
 
-def test_a_superuser_login_role_with_a_mapping_stops_start_up(idb, tmp_path):
-    env = {"DATABASE_URL": idb.superuser_url, "AUTH_TOKENS_FILE": str(idb.tokens_file), "PORT": "1",
-           "BIND_HOST": "127.0.0.1", "SESSION_SECRET": "x" * 40}
+@pytest.mark.parametrize("mapping", ["tokens file", "OAuth role claim"])
+def test_a_superuser_login_role_with_a_mapping_stops_start_up(idb, tmp_path, mapping):
+    """Any way of giving callers roles (token entries, DEFAULT_ROLE, a JWT or OAuth role claim) makes a login role
+    that reads past them a start-up error."""
+    env = {"DATABASE_URL": idb.superuser_url, "PORT": "1", "BIND_HOST": "127.0.0.1", "SESSION_SECRET": "x" * 40}
+    if mapping == "tokens file":
+        env["AUTH_TOKENS_FILE"] = str(idb.tokens_file)
+    else:  # the issuer is never asked: the login role is checked before any token arrives
+        env.update({"OAUTH_RESOURCE": "http://127.0.0.1:1/mcp", "OAUTH_ISSUERS": "http://127.0.0.1:2",
+                    "ROLE_CLAIM": "db_role", "ALLOWED_ROLES": ANALYST})
     proc = subprocess.run([str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
