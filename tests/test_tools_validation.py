@@ -78,4 +78,7 @@ def test_refusals_keep_jsonschema_messages():
     assert query.problem({"sql": 1}) == "invalid argument `sql`: 1 is not of type 'string'"
     assert query.problem({"sql": "SELECT 1", "format": "xml"}).startswith("invalid argument `format`: 'xml' is not one")
     assert query.problem({"sql": "SELECT 1", "verbose": True}).startswith("invalid arguments: Additional properties")
+    # A long value is described, never echoed back whole.
+    assert query.problem({"sql": "SELECT 1", "params": list(range(5000))}) == \
+        "invalid argument `params`: a list of 5000 items is too long"
     assert query.problem({"sql": "SELECT 1"}) is None

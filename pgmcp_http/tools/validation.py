@@ -198,6 +198,27 @@ class ArgumentValidator:
         if error is None:
             return None
         where = ".".join(str(part) for part in error.path)
+        message = _without_long_values(error.message, error.instance)
         if error.validator == "required" or not where:
-            return f"invalid arguments: {error.message}"
-        return f"invalid argument `{where}`: {error.message}"
+            return f"invalid arguments: {message}"
+        return f"invalid argument `{where}`: {message}"
+
+
+_LONGEST_ECHO = 80
+
+
+def _without_long_values(message: str, instance: Any) -> str:
+    """jsonschema's message quotes the offending value whole (``[0, 1, ... 5000] is too long``): a caller's long
+    value is described instead of echoed, so a refusal stays short and does not repeat what was sent."""
+    shown = repr(instance)
+    if len(shown) <= _LONGEST_ECHO or shown not in message:
+        return message
+    if isinstance(instance, list):
+        summary = f"a list of {len(instance)} items"
+    elif isinstance(instance, str):
+        summary = f"a string of {len(instance)} characters"
+    elif isinstance(instance, dict):
+        summary = f"an object with {len(instance)} keys"
+    else:
+        summary = f"{shown[:_LONGEST_ECHO]}..."
+    return message.replace(shown, summary)
