@@ -80,5 +80,5 @@ def test_refusals_keep_jsonschema_messages():
     assert query.problem({"sql": "SELECT 1", "verbose": True}).startswith("invalid arguments: Additional properties")
     # A long value is described, never echoed back whole.
     assert query.problem({"sql": "SELECT 1", "params": list(range(5000))}) == \
-        "invalid argument `params`: a list of 5000 items is too long"
+        "invalid argument `params`: a list of 5000 items is too long (at most 1000)"
     assert query.problem({"sql": "SELECT 1"}) is None

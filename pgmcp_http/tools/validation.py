@@ -199,12 +199,16 @@ class ArgumentValidator:
             return None
         where = ".".join(str(part) for part in error.path)
         message = _without_long_values(error.message, error.instance)
+        if error.validator in _LIMITS:
+            message += f" ({_LIMITS[error.validator]} {error.validator_value})"
         if error.validator == "required" or not where:
             return f"invalid arguments: {message}"
         return f"invalid argument `{where}`: {message}"
 
 
 _LONGEST_ECHO = 80
+# jsonschema says "is too long" without the limit; the caller needs it to fix the call.
+_LIMITS = {"maxItems": "at most", "maxLength": "at most", "minItems": "at least", "minLength": "at least"}
 
 
 def _without_long_values(message: str, instance: Any) -> str:
