@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt requirements-checkov.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint devdb devdb-down clean bench bench-workers bench-peers bench-profile soak
+.PHONY: run test lint docs devdb devdb-down clean bench bench-workers bench-peers bench-profile soak
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	@scripts/ensure-postgres.sh
@@ -29,8 +29,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# Benchmarks and the soak print figures and assert nothing; none runs in CI (README: Performance
-# and faults). `make bench SAVE=1` also writes bench/results/<date>.md.
+# docs/configuration.md is generated from pgmcp_http/config/variables.py; a test fails when they differ.
+docs: $(STAMP)
+	$(PY) -m devkit.configuration_page
+
+# Benchmarks and the soak print figures and assert nothing; none runs in CI (docs/performance.md:
+# "Running the benchmarks"). `make bench SAVE=1` also writes bench/results/<date>.md.
 bench: $(STAMP)
 	@scripts/ensure-debian-package.sh /usr/sbin/pgbouncer pgbouncer
 	@scripts/ensure-debian-package.sh wrk wrk

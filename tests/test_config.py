@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pgmcp_http.config import VARIABLES, ConfigError, load_settings
+from pgmcp_http.config import ConfigError, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 URL = "postgresql://reader:pw@db.example:5432/app"
@@ -100,12 +100,6 @@ def test_ssl_settings_map_to_libpq(tmp_path):
     key.chmod(0o644)
     with pytest.raises(ConfigError, match="readable by group or others"):
         settings(SSL_CERT_PATH=str(cert), SSL_KEY_PATH=str(key))
-
-
-def test_every_variable_is_documented_in_the_readme():
-    readme = (REPO / "README.md").read_text()
-    missing = [var.name for var in VARIABLES if f"`{var.name}`" not in readme]
-    assert missing == []
 
 
 @pytest.mark.parametrize("entry", [
