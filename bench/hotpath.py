@@ -30,7 +30,8 @@ RATE = 500  # samples per second
 COMPONENTS = (
     ("database access (pool, transaction, rows; psycopg2 inside it)", r"pgmcp_http/db/"),
     ("gunicorn (event loop, HTTP parsing, WSGI environ, socket writes)", r"gunicorn/"),
-    ("web layer (checks, /mcp endpoint, access line, slow-loris guard)", r"pgmcp_http/web/"),
+    ("web layer and worker (checks, /mcp endpoint, access line, fast lane, slow-loris guard)",
+     r"pgmcp_http/web/|pgmcp_http/serving/"),
     ("protocol (JSON-RPC, envelope, MCP wire validation and shapes)", r"pgmcp_http/protocol/|mcp_types|pydantic"),
     ("tools (arguments, query tool, result shaping)", r"pgmcp_http/tools/|jsonschema"),
     ("SQL guard", r"pgmcp_http/sqlguard/|pglast"),
