@@ -23,7 +23,7 @@
 # (25 s, gunicorn.conf.py), closes each worker's database pool and exits 0.
 # It reaps its own workers, and the server starts no other processes, so no
 # separate init is needed. The platform's grace period must exceed 25 s (see
-# the README, "Deploying"): docker stop -t 30, compose stop_grace_period 30s,
+# docs/deploy/ for each platform): docker stop -t 30, compose stop_grace_period 30s,
 # ECS stopTimeout 35, Kubernetes terminationGracePeriodSeconds 35; Cloud Run
 # allows 10 s, so cloudrun/service.yaml lowers the graceful timeout to 8 s.
 

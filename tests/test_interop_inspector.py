@@ -1,6 +1,6 @@
 """The MCP Inspector's CLI (@modelcontextprotocol/inspector --cli) against a live gunicorn, in both eras.
 
-These are the README's commands ("MCP Inspector"): `tools/list` and a `tools/call`, as a
+These are the commands of docs/clients.md ("MCP Inspector"): `tools/list` and a `tools/call`, as a
 person would type them, with the Inspector's machine-readable output (--format json).
 """
 

@@ -264,9 +264,9 @@ def test_an_unreachable_database_skips_planning_with_a_warning(tmp_path, caplog)
     assert "restart once the database is up" in warning.getMessage()
 
 
-def test_the_readme_shows_the_example_file_as_it_is():
+def test_the_manual_shows_the_example_file_as_it_is():
     example = EXAMPLE.read_text()
-    assert example[example.index("tools:\n"):] in (REPO / "README.md").read_text()
+    assert example[example.index("tools:\n"):] in (REPO / "docs" / "custom-tools.md").read_text()
 
 
 def test_claim_values_are_bound_only_when_they_fit_the_parameter():

@@ -1,0 +1,173 @@
+"""Every example marked runnable in README.md and docs/ runs against the sample database, as written.
+
+A fenced ``sh``/``bash`` or ``python`` block directly after a ``<!-- runnable -->`` line is run
+against a server like `make run`'s (the sample database, default settings) with
+``localhost:3401`` pointed at it; it must exit 0. A ``json`` block directly after an
+``<!-- output -->`` line, following such a shell block, is what the block's last command prints:
+every key it shows must exist at the same place in the real output and every scalar must be
+equal, except the string ``"..."``, which stands for a value that varies. So a renamed field, a
+changed default or a dropped tool cannot leave a stale example behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devkit import devdb
+from tests.helpers import start_server
+
+REPO = Path(__file__).resolve().parent.parent
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+RUNNABLE = "<!-- runnable -->"
+OUTPUT = "<!-- output -->"
+LANGUAGES = {"sh": "sh", "bash": "sh", "python": "python"}
+FENCE = re.compile(r"^(`{3,})\s*([\w+-]*)")
+ELIDED = "..."
+
+
+@dataclass(frozen=True)
+class Example:
+    page: Path
+    line: int
+    language: str
+    code: str
+    output: str | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.page.relative_to(REPO)}:{self.line}"
+
+
+def _fenced(lines: list[str], start: int) -> tuple[str, str, int] | None:
+    """The block whose opening fence is at ``start``: (info word, body, index after the closing fence)."""
+    opening = FENCE.match(lines[start]) if start < len(lines) else None
+    if opening is None:
+        return None
+    ticks, info = opening.groups()
+    for end in range(start + 1, len(lines)):
+        if lines[end].strip() == ticks:
+            return info, "\n".join(lines[start + 1:end]) + "\n", end + 1
+    raise AssertionError(f"line {start + 1}: the fence is never closed")
+
+
+def examples_in(page: Path) -> list[Example]:
+    lines = page.read_text(encoding="utf-8").splitlines()
+    found: list[Example] = []
+    for index, line in enumerate(lines):
+        if line.strip() != RUNNABLE:
+            continue
+        block = _fenced(lines, index + 1)
+        assert block is not None, f"{page.name}:{index + 1}: {RUNNABLE} must be directly followed by a fence"
+        info, code, after = block
+        assert info in LANGUAGES, f"{page.name}:{index + 2}: cannot run a ```{info} block (sh, bash or python)"
+        while after < len(lines) and not lines[after].strip():
+            after += 1
+        output = None
+        if after < len(lines) and lines[after].strip() == OUTPUT:
+            shown = _fenced(lines, after + 1)
+            assert shown is not None and shown[0] == "json", f"{page.name}:{after + 1}: {OUTPUT} needs a ```json block"
+            assert info != "python", f"{page.name}:{after + 1}: {OUTPUT} follows shell blocks only"
+            output = shown[1]
+        found.append(Example(page, index + 2, LANGUAGES[info], code, output))
+    return found
+
+
+EXAMPLES = [example for page in PAGES for example in examples_in(page)]
+
+
+def last_json(stdout: str) -> Any:
+    """The JSON document that ends the output (what the last command printed)."""
+    lines = stdout.rstrip().splitlines()
+    for start in range(len(lines) - 1, -1, -1):
+        try:
+            return json.loads("\n".join(lines[start:]))
+        except ValueError:
+            continue
+    raise AssertionError(f"the output does not end with JSON:\n{stdout[-2000:]}")
+
+
+def differences(shown: Any, actual: Any, where: str = "$") -> list[str]:
+    """Where the documented output is not found in the real one (see the module docstring for the rules)."""
+    if shown == ELIDED:
+        return []
+    if isinstance(shown, dict):
+        if not isinstance(actual, dict):
+            return [f"{where}: documented an object, got {type(actual).__name__}"]
+        return [problem for key, value in shown.items()
+                for problem in (differences(value, actual[key], f"{where}.{key}") if key in actual
+                                else [f"{where}.{key}: documented, but the server does not send it"])]
+    if isinstance(shown, list):
+        if not isinstance(actual, list) or len(actual) < len(shown):
+            return [f"{where}: documented {len(shown)} items, got {actual!r:.200}"]
+        return [problem for index, value in enumerate(shown)
+                for problem in differences(value, actual[index], f"{where}[{index}]")]
+    return [] if shown == actual and type(shown) is type(actual) else [f"{where}: documented {shown!r}, got {actual!r}"]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A server like `make run`'s: its own cluster with the sample database, which no other test writes to."""
+    base = Path(tempfile.mkdtemp(prefix="pgmcp-docs-"))  # under /tmp: the postgres user must reach it
+    base.chmod(0o755)
+    cluster = devdb.create_cluster(base / "pg", devdb.free_port())
+    devdb.start_cluster(cluster, extra_options="-c fsync=off -c full_page_writes=off")
+    try:
+        url = devdb.load_sample(cluster, password="docs-" + secrets.token_urlsafe(12))
+        proc = start_server(url, base, workers=1, threads=4)
+        try:
+            yield proc
+        finally:
+            proc.stop()
+    finally:
+        devdb.stop_cluster(cluster, mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def run(example: Example, port: int, workdir: Path) -> subprocess.CompletedProcess[str]:
+    code = example.code.replace("localhost:3401", f"127.0.0.1:{port}")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    if example.language == "python":
+        script = workdir / "example.py"
+        script.write_text(code)
+        command = [sys.executable, str(script)]
+    else:
+        command = ["bash", "-e", "-c", code]  # no pipefail: `curl ... | head` must pass, as in a terminal
+    return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[example.name for example in EXAMPLES])
+def test_the_example_runs_as_written(example, server, tmp_path):
+    done = run(example, server.port, tmp_path)
+    assert done.returncode == 0, (f"{example.name} exited {done.returncode}:\n{done.stdout[-2000:]}\n"
+                                  f"{done.stderr[-2000:]}")
+    if example.output is not None:
+        problems = differences(json.loads(example.output), last_json(done.stdout))
+        assert problems == [], f"{example.name}: the documented output is stale:\n" + "\n".join(problems)
+
+
+def test_the_front_door_and_the_manual_have_runnable_examples():
+    """Marks cannot silently disappear: the README's first call and a good share of the manual are checked."""
+    assert any(example.page.name == "README.md" for example in EXAMPLES)
+    assert sum(example.output is not None for example in EXAMPLES) >= 5
+    assert len(EXAMPLES) >= 20
+
+
+def test_the_output_rules_catch_a_renamed_field():
+    actual = {"result": {"rows": [{"n": 200}], "row_count": 1, "duration_ms": 3.2}}
+    assert differences({"result": {"rows": [{"n": 200}], "duration_ms": "..."}}, actual) == []
+    assert differences({"result": {"rowcount": 1}}, actual) == ["$.result.rowcount: documented, but the server "
+                                                                "does not send it"]
+    assert differences({"result": {"rows": [{"n": 201}]}}, actual) == ["$.result.rows[0].n: documented 201, got 200"]
+    assert differences({"result": {"row_count": True}}, actual) != []
