@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Response, current_app, request
+from gunicorn.http.errors import ParseException
 
 from pgmcp_http.errors import NotFoundError
 from pgmcp_http.protocol import tool_entry, tool_result
@@ -48,7 +49,11 @@ def tools_call() -> Response:
     if request.mimetype != "application/json":
         return _client_error(415, "Content-Type must be application/json")
     try:
-        body: Any = orjson.loads(request.get_data(cache=False))
+        data = request.get_data(cache=False)
+    except (ParseException, OSError) as exc:  # a chunked body whose framing is broken, or cut short
+        return _client_error(400, f"the request body could not be read: {str(exc)[:200] or type(exc).__name__}")
+    try:
+        body: Any = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         return _client_error(400, f"the body is not valid JSON ({exc.msg})")
     if too_deep(body):
