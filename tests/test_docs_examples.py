@@ -117,15 +117,16 @@ def differences(shown: Any, actual: Any, where: str = "$") -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server():
-    """A server like `make run`'s: its own cluster with the sample database, which no other test writes to."""
+def server(tmp_path_factory):
+    """A server like `make run`'s: its own cluster with the sample database, which no other test writes to.
+    The server's logs stay in pytest's folder: the session's last test reads every server log for secrets."""
     base = Path(tempfile.mkdtemp(prefix="pgmcp-docs-"))  # under /tmp: the postgres user must reach it
     base.chmod(0o755)
     cluster = devdb.create_cluster(base / "pg", devdb.free_port())
     devdb.start_cluster(cluster, extra_options="-c fsync=off -c full_page_writes=off")
     try:
         url = devdb.load_sample(cluster, password="docs-" + secrets.token_urlsafe(12))
-        proc = start_server(url, base, workers=1, threads=4)
+        proc = start_server(url, tmp_path_factory.mktemp("docs"), workers=1, threads=4)
         try:
             yield proc
         finally:
