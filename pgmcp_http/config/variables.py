@@ -205,7 +205,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("THREADS", "4", "threads per worker", _DEPLOY, see="performance.md"),
     Variable("FEDERATION_URL", "(none: no self-registration)", "base URL of the TAS federation "
              "(`http://tas-mcp-federation:8080`); the server registers itself there in the background at start-up",
-             _DEPLOY, see="clients.md"),
+             _DEPLOY, see="../federation/README.md"),
     Variable("FEDERATION_ENDPOINT", "(none; required with `FEDERATION_URL`)", "base URL, without a path, at which "
              "the federation reaches this server (`http://postgres-mcp-server:3401`)", _DEPLOY),
     Variable("FEDERATION_SERVER_ID", "postgres-mcp-server", "this server's id in the federation; replicas of one "
