@@ -11,16 +11,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
-from pgmcp_http.config.reader import ConfigError, Reader, role_name
+from pgmcp_http.config.reader import ConfigError, Reader
 
-if TYPE_CHECKING:
-    from pgmcp_http.config.oauth import OAuthSettings
-
-__all__ = ["JWT_ALGORITHMS", "JwtSettings", "TokenEntry", "audit", "auth", "claim_rules", "jwt", "roles"]
+__all__ = ["JWT_ALGORITHMS", "JwtSettings", "TokenEntry", "audit", "auth", "claim_rules", "jwt", "role_name", "roles"]
 
 
 @dataclass(frozen=True)
@@ -130,8 +126,18 @@ def _token_entries(text: str) -> list[TokenEntry] | None:
     return entries
 
 
+def role_name(value: object, where: str) -> str | None:
+    """A PostgreSQL role name as stored (case kept: it is quoted when used)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value.encode()) > 63 or not value.isprintable():
+        raise ConfigError(f"{where}: the role must be a PostgreSQL role name (1 to 63 bytes, printable), "
+                          f"not {value!r}")
+    return value.strip()
+
+
 JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
-                   "HS256", "HS384", "HS512")
+                  "HS256", "HS384", "HS512")
 
 
 def claim_rules(reader: Reader, *, tokens_checked: bool) -> tuple[str, str | None, tuple[str, ...]]:
@@ -178,12 +184,11 @@ def jwt(reader: Reader) -> JwtSettings | None:
                        subject_claim=subject_claim, role_claim=role_claim, allowed_roles=allowed)
 
 
-def roles(reader: Reader, entries: tuple[TokenEntry, ...], jwt: JwtSettings | None = None,
-           oauth: OAuthSettings | None = None) -> tuple[str | None, bool]:
-    """DEFAULT_ROLE and ROLE_REQUIRED, checked against the entries' roles and the tokens' role claim."""
+def roles(reader: Reader, entries: tuple[TokenEntry, ...], *, claimed: bool) -> tuple[str | None, bool]:
+    """DEFAULT_ROLE and ROLE_REQUIRED, checked against the entries' roles; ``claimed``: a JWT or OAuth ROLE_CLAIM
+    can give callers a role."""
     default = role_name(reader.raw("DEFAULT_ROLE"), "DEFAULT_ROLE")
     required = reader.boolean("ROLE_REQUIRED", False)
-    claimed = (jwt is not None and jwt.role_claim is not None) or (oauth is not None and oauth.role_claim is not None)
     if required and default is None and not claimed and not any(entry.role for entry in entries):
         raise ConfigError("ROLE_REQUIRED=true but no role is configured: set DEFAULT_ROLE or give entries of "
                           "AUTH_TOKENS_FILE a role, or every database call would be refused")

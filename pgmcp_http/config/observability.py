@@ -14,6 +14,7 @@ LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "W
 
 
 def metrics_token(reader: Reader) -> str | None:
+    """METRICS_TOKEN (or its file): long and plain enough to be a bearer token a scraper sends."""
     token = reader.secret("METRICS_TOKEN")
     if token is not None and (len(token) < 16 or not token.isprintable() or " " in token):
         raise ConfigError("METRICS_TOKEN must be at least 16 printable characters without spaces; "
@@ -22,6 +23,7 @@ def metrics_token(reader: Reader) -> str | None:
 
 
 def metrics_dir(reader: Reader) -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR: an existing directory this user can write, or None for a private one."""
     value = reader.raw("PROMETHEUS_MULTIPROC_DIR")
     if value is None:
         return None

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["ConfigError", "Reader", "role_name"]
+__all__ = ["ConfigError", "Reader"]
 
 
 class ConfigError(ValueError):
@@ -32,6 +32,7 @@ class Reader:
         self.environ = environ
 
     def raw(self, name: str) -> str | None:
+        """The value with surrounding blanks removed; None when unset or blank (blank means unset)."""
         value = self.environ.get(name)
         if value is None or value.strip() == "":
             return None
@@ -54,6 +55,7 @@ class Reader:
         return content
 
     def boolean(self, name: str, default: bool) -> bool:
+        """true/false, yes/no, on/off or 1/0, in any case."""
         value = self.raw(name)
         if value is None:
             return default
@@ -79,6 +81,7 @@ class Reader:
 
     def integer(self, name: str, default: int, *, minimum: int, maximum: int | None = None,
                 unit: str = "") -> int:
+        """A whole number within [minimum, maximum]; ``unit`` is named in the message (" (milliseconds)")."""
         value = self.raw(name)
         if value is None:
             return default
@@ -92,6 +95,7 @@ class Reader:
         return number
 
     def choice(self, name: str, choices: Mapping[str, str] | tuple[str, ...]) -> str | None:
+        """One of ``choices``, in any case; a mapping also translates it (``warn`` to ``WARNING``)."""
         value = self.raw(name)
         if value is None:
             return None
@@ -123,6 +127,7 @@ class Reader:
         return tuple(entries)
 
     def path(self, name: str) -> str | None:
+        """A file that exists and this user can read (certificates, keys, TOOLS_FILE)."""
         value = self.raw(name)
         if value is None:
             return None
@@ -132,16 +137,6 @@ class Reader:
         if not os.access(target, os.R_OK):
             raise ConfigError(f"{name}={value}: the file is not readable by this user")
         return value
-
-
-def role_name(value: object, where: str) -> str | None:
-    """A PostgreSQL role name as stored (case kept: it is quoted when used)."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value.encode()) > 63 or not value.isprintable():
-        raise ConfigError(f"{where}: the role must be a PostgreSQL role name (1 to 63 bytes, printable), "
-                          f"not {value!r}")
-    return value.strip()
 
 
 def _split_names(value: str) -> list[str]:

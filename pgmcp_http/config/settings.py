@@ -140,7 +140,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     oauth_settings = oauth.oauth(reader)
     if jwt_settings is None and oauth_settings is None:
         identity.claim_rules(reader, tokens_checked=False)
-    default_role, role_required = identity.roles(reader, auth_entries, jwt_settings, oauth_settings)
+    claimed = any(rules is not None and rules.role_claim is not None for rules in (jwt_settings, oauth_settings))
+    default_role, role_required = identity.roles(reader, auth_entries, claimed=claimed)
     audit_log, audit_sql = identity.audit(reader)
     federation_url, federation_endpoint, federation_server_id = deployment.federation(reader)
 

@@ -34,19 +34,20 @@ class Variable:
     see: str = ""
 
 
+_DB, _HTTP, _LIMITS, _ID, _OBS, _DEPLOY = "database", "http", "limits", "identity", "observability", "deployment"
+
 GROUPS: tuple[Group, ...] = (
-    Group("database", "Database", "Which PostgreSQL to serve, how to log in to it and the pool of connections each "
+    Group(_DB, "Database", "Which PostgreSQL to serve, how to log in to it and the pool of connections each "
           "worker keeps."),
-    Group("http", "HTTP", "Where the server listens, MCP sessions, browsers, and what a request may send."),
-    Group("limits", "Limits", "What SQL may run and how much it may cost or return; which tools are offered."),
-    Group("identity", "Identity", "Who is calling (tokens, JWTs, OAuth sign-in), as which PostgreSQL role, and the "
+    Group(_HTTP, "HTTP", "Where the server listens, MCP sessions, browsers, and what a request may send."),
+    Group(_LIMITS, "Limits", "What SQL may run and how much it may cost or return; which tools are offered."),
+    Group(_ID, "Identity", "Who is calling (tokens, JWTs, OAuth sign-in), as which PostgreSQL role, and the "
           "audit trail of what each caller did."),
-    Group("observability", "Observability", "Logs, metrics, health checks and tracing."),
-    Group("deployment", "Deployment", "Processes and threads per container, and registration with the TAS MCP "
+    Group(_OBS, "Observability", "Logs, metrics, health checks and tracing."),
+    Group(_DEPLOY, "Deployment", "Processes and threads per container, and registration with the TAS MCP "
           "Federation."),
 )
 
-_DB, _HTTP, _LIMITS, _ID, _OBS, _DEPLOY = (group.key for group in GROUPS)
 
 VARIABLES: tuple[Variable, ...] = (
     # Database
@@ -193,8 +194,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OTEL_SERVICE_NAME", "pgmcp-http", "`service.name` of the spans", _OBS),
     Variable("OTEL_TRACES_SAMPLER", "parentbased_always_on", "the SDK's sampler (`parentbased_traceidratio` with "
              "`OTEL_TRACES_SAMPLER_ARG=0.1` keeps a tenth)", _OBS),
-    Variable("OTEL_TRACES_EXPORTER", "otlp", "`none` turns tracing off; `otlp` turns it on (to `localhost:4318` "
-             "without an endpoint)", _OBS),
+    Variable("OTEL_TRACES_EXPORTER", "(none: on when an endpoint is set)", "`none` turns tracing off; `otlp` turns "
+             "it on (to `localhost:4318` without an endpoint)", _OBS),
     Variable("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "the only protocol shipped (the collector's port 4318; "
              "gRPC is refused at start-up)", _OBS),
     Variable("OTEL_SDK_DISABLED", "false", "`true` turns tracing off whatever else is set", _OBS),
