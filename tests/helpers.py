@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg2.extensions import parse_dsn
 
 from devkit import devdb
-from pgmcp_http.config import ConfigError, load_settings
+from pgmcp_http.config import VARIABLES, ConfigError, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
@@ -124,10 +124,7 @@ def start_server(database_url: str | None, workdir: Path, *, workers: int = 2, t
     """Start gunicorn as the README does; wait until it answers HTTP. ``port``: one chosen beforehand (when the
     configuration must name the server's own URL), else a free one."""
     port = port or devdb.free_port()
-    full_env = {
-        key: value for key, value in os.environ.items()
-        if not key.startswith(("DATABASE_URL", "PG", "SESSION_SECRET", "WEB_CONCURRENCY", "THREADS"))
-    }
+    full_env = {key: value for key, value in os.environ.items() if not _from_the_shell_only(key)}
     full_env.update({
         "PORT": str(port),
         "BIND_HOST": "127.0.0.1",
@@ -152,8 +149,21 @@ def start_server(database_url: str | None, workdir: Path, *, workers: int = 2, t
                             stdout=stdout_path.open("wb"), stderr=log_file)
     server = ServerProcess(proc=proc, port=port, log_path=log_path, env=full_env, stdout_path=stdout_path)
     if wait:
-        wait_for_http(server)
+        try:
+            wait_for_http(server)
+        except BaseException:
+            server.stop()  # a server that never answered is not left running behind a failed test
+            raise
     return server
+
+
+# A setting of the developer's shell must not change what a test's server does: only what the test passes.
+_SHELL_SETTINGS = frozenset(variable.name for variable in VARIABLES) | {"AWS_DEFAULT_REGION"}
+_SHELL_PREFIXES = ("PG", "OTEL_", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy")
+
+
+def _from_the_shell_only(name: str) -> bool:
+    return name in _SHELL_SETTINGS or name.startswith(_SHELL_PREFIXES)
 
 
 @contextlib.contextmanager

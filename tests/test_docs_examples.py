@@ -2,10 +2,12 @@
 
 A fenced ``sh``/``bash`` or ``python`` block directly after a ``<!-- runnable -->`` line is run
 against a server like `make run`'s (the sample database, default settings) with
-``localhost:3401`` pointed at it; it must exit 0. A ``json`` block directly after an
-``<!-- output -->`` line, following such a shell block, is what the block's last command prints:
-every key it shows must exist at the same place in the real output and every scalar must be
-equal, except the string ``"..."``, which stands for a value that varies. So a renamed field, a
+``localhost:3401`` pointed at it; it must exit 0, and its curl calls fail on an HTTP error status
+(a block that shows an error answer is marked ``<!-- runnable: http errors -->`` instead). A
+``json`` block directly after an ``<!-- output -->`` line, following such a shell block, is what
+the block's last command prints: every key it shows must exist at the same place in the real
+output and every scalar must be equal, except the string ``"..."``, which stands for a value that
+varies; a list has exactly the items shown unless its last item is ``"..."``. So a renamed field, a
 changed default or a dropped tool cannot leave a stale example behind.
 """
 
@@ -16,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,7 +34,9 @@ from tests.helpers import start_server
 REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 RUNNABLE = "<!-- runnable -->"
+RUNNABLE_WITH_ERRORS = "<!-- runnable: http errors -->"
 OUTPUT = "<!-- output -->"
+MARKER = re.compile(r"^\s*<!--\s*(runnable|output)", re.IGNORECASE)
 LANGUAGES = {"sh": "sh", "bash": "sh", "python": "python"}
 FENCE = re.compile(r"^(`{3,})\s*([\w+-]*)")
 ELIDED = "..."
@@ -44,6 +49,7 @@ class Example:
     language: str
     code: str
     output: str | None
+    http_errors: bool = False
 
     @property
     def name(self) -> str:
@@ -66,7 +72,9 @@ def examples_in(page: Path) -> list[Example]:
     lines = page.read_text(encoding="utf-8").splitlines()
     found: list[Example] = []
     for index, line in enumerate(lines):
-        if line.strip() != RUNNABLE:
+        if MARKER.search(line):  # a misspelt marker would silently drop its example
+            assert line.strip() in (RUNNABLE, RUNNABLE_WITH_ERRORS, OUTPUT), f"{page.name}:{index + 1}: {line!r}"
+        if line.strip() not in (RUNNABLE, RUNNABLE_WITH_ERRORS):
             continue
         block = _fenced(lines, index + 1)
         assert block is not None, f"{page.name}:{index + 1}: {RUNNABLE} must be directly followed by a fence"
@@ -80,7 +88,9 @@ def examples_in(page: Path) -> list[Example]:
             assert shown is not None and shown[0] == "json", f"{page.name}:{after + 1}: {OUTPUT} needs a ```json block"
             assert info != "python", f"{page.name}:{after + 1}: {OUTPUT} follows shell blocks only"
             output = shown[1]
-        found.append(Example(page, index + 2, LANGUAGES[info], code, output))
+        assert ":3401" not in code.replace("localhost:3401", ""), \
+            f"{page.name}:{index + 2}: write the server as localhost:3401, the address the test points elsewhere"
+        found.append(Example(page, index + 2, LANGUAGES[info], code, output, line.strip() == RUNNABLE_WITH_ERRORS))
     return found
 
 
@@ -109,9 +119,11 @@ def differences(shown: Any, actual: Any, where: str = "$") -> list[str]:
                 for problem in (differences(value, actual[key], f"{where}.{key}") if key in actual
                                 else [f"{where}.{key}: documented, but the server does not send it"])]
     if isinstance(shown, list):
-        if not isinstance(actual, list) or len(actual) < len(shown):
-            return [f"{where}: documented {len(shown)} items, got {actual!r:.200}"]
-        return [problem for index, value in enumerate(shown)
+        open_ended = bool(shown) and shown[-1] == ELIDED
+        items = shown[:-1] if open_ended else shown
+        if not isinstance(actual, list) or len(actual) < len(items) or (not open_ended and len(actual) != len(items)):
+            return [f"{where}: documented {len(items)} items{' or more' if open_ended else ''}, got {actual!r:.200}"]
+        return [problem for index, value in enumerate(items)
                 for problem in differences(value, actual[index], f"{where}[{index}]")]
     return [] if shown == actual and type(shown) is type(actual) else [f"{where}: documented {shown!r}, got {actual!r}"]
 
@@ -122,9 +134,10 @@ def server(tmp_path_factory):
     The server's logs stay in pytest's folder: the session's last test reads every server log for secrets."""
     base = Path(tempfile.mkdtemp(prefix="pgmcp-docs-"))  # under /tmp: the postgres user must reach it
     base.chmod(0o755)
-    cluster = devdb.create_cluster(base / "pg", devdb.free_port())
-    devdb.start_cluster(cluster, extra_options="-c fsync=off -c full_page_writes=off")
+    cluster = devdb.Cluster(base / "pg", devdb.free_port())
     try:
+        cluster = devdb.create_cluster(base / "pg", cluster.port)
+        devdb.start_cluster(cluster, extra_options="-c fsync=off -c full_page_writes=off")
         url = devdb.load_sample(cluster, password="docs-" + secrets.token_urlsafe(12))
         proc = start_server(url, tmp_path_factory.mktemp("docs"), workers=1, threads=4)
         try:
@@ -136,25 +149,37 @@ def server(tmp_path_factory):
         shutil.rmtree(base, ignore_errors=True)
 
 
-def run(example: Example, port: int, workdir: Path) -> subprocess.CompletedProcess[str]:
+def run(example: Example, port: int, workdir: Path) -> tuple[int, str, str]:
     code = example.code.replace("localhost:3401", f"127.0.0.1:{port}")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    # curl reads its defaults from $CURL_HOME/.curlrc: a time limit, no proxy, and a failure on an HTTP error.
+    curlrc = "max-time = 30\nnoproxy = *\n" + ("" if example.http_errors else "fail-with-body\n")
+    (workdir / ".curlrc").write_text(curlrc)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+           "CURL_HOME": str(workdir), "TMPDIR": str(workdir), "NO_PROXY": "*", "no_proxy": "*"}
     if example.language == "python":
         script = workdir / "example.py"
         script.write_text(code)
         command = [sys.executable, str(script)]
     else:
         command = ["bash", "-e", "-c", code]  # no pipefail: `curl ... | head` must pass, as in a terminal
-    return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+    # A session of its own, so a background job the example starts dies with it on a timeout.
+    proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        return -1, stdout, stderr + "\n(killed after 120 s)"
+    return proc.returncode, stdout, stderr
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[example.name for example in EXAMPLES])
 def test_the_example_runs_as_written(example, server, tmp_path):
-    done = run(example, server.port, tmp_path)
-    assert done.returncode == 0, (f"{example.name} exited {done.returncode}:\n{done.stdout[-2000:]}\n"
-                                  f"{done.stderr[-2000:]}")
+    status, stdout, stderr = run(example, server.port, tmp_path)
+    assert status == 0, f"{example.name} exited {status}:\n{stdout[-2000:]}\n{stderr[-2000:]}"
     if example.output is not None:
-        problems = differences(json.loads(example.output), last_json(done.stdout))
+        problems = differences(json.loads(example.output), last_json(stdout))
         assert problems == [], f"{example.name}: the documented output is stale:\n" + "\n".join(problems)
 
 
@@ -172,3 +197,5 @@ def test_the_output_rules_catch_a_renamed_field():
                                                                 "does not send it"]
     assert differences({"result": {"rows": [{"n": 201}]}}, actual) == ["$.result.rows[0].n: documented 201, got 200"]
     assert differences({"result": {"row_count": True}}, actual) != []
+    assert differences({"result": {"rows": []}}, actual) == ["$.result.rows: documented 0 items, got [{'n': 200}]"]
+    assert differences({"result": {"rows": ["..."]}}, actual) == []

@@ -17,13 +17,30 @@ INLINE = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^
 REFERENCE = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 HTML_ID = re.compile(r"<a\s+(?:name|id)=\"([^\"]+)\"")
+HTML_HREF = re.compile(r"<a\s[^>]*href=\"([^\"]+)\"")
 FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 
 
+def repository_files() -> set[Path]:
+    """Files in the repository (tracked, or new and not ignored): what a clone has, unlike .venv/ or .devdb/."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    return {(REPO / name).resolve() for name in listed}
+
+
+IN_THE_REPOSITORY = repository_files()
+
+
 def markdown_files() -> list[Path]:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.md"], cwd=REPO,
-                            capture_output=True, text=True, check=True).stdout.split()
-    return sorted(REPO / name for name in listed if "node_modules" not in name and (REPO / name).is_file())
+    return sorted(path for path in IN_THE_REPOSITORY
+                  if path.suffix == ".md" and "node_modules" not in path.parts and path.is_file())
+
+
+def _published(destination: Path) -> bool:
+    """A file in the repository, or a folder holding one."""
+    if destination in IN_THE_REPOSITORY:
+        return True
+    return destination.is_dir() and any(destination in path.parents for path in IN_THE_REPOSITORY)
 
 
 def prose_lines(text: str) -> list[str]:
@@ -66,7 +83,7 @@ def links(path: Path) -> list[str]:
     found: list[str] = []
     for line in prose_lines(path.read_text(encoding="utf-8")):
         line = re.sub(r"`+[^`]*`+", "", line)  # a link inside a code span is not a link
-        found += INLINE.findall(line)
+        found += INLINE.findall(line) + HTML_HREF.findall(line)
         match = REFERENCE.match(line)
         if match:
             found.append(match.group(1))
@@ -80,6 +97,8 @@ def broken(path: Path) -> list[str]:
         destination = (path.parent / file_part).resolve() if file_part else path
         if not destination.exists():
             problems.append(f"{target}: no such file")
+        elif REPO in destination.parents and not _published(destination) and REPO in path.parents:
+            problems.append(f"{target}: not in the repository (ignored by git), so not in a clone")
         elif anchor and destination.suffix == ".md" and anchor not in anchors(destination):
             problems.append(f"{target}: no heading with that anchor in {destination.name}")
     return problems
@@ -100,8 +119,9 @@ def test_the_checker_sees_links_and_catches_broken_ones(tmp_path):
     (tmp_path / "other.md").write_text("# Other page\n\n## Sign-in with `OAuth`\n\n## Sign-in with `OAuth`\n")
     page.write_text("# Page\n\n[ok](other.md#sign-in-with-oauth) [ok](other.md#sign-in-with-oauth-1) [ok](#page)\n"
                     "[bad](other.md#nowhere) [bad](missing.md) `[code](missing.md)`\n```\n[fenced](missing.md)\n```\n"
-                    "[web](https://example.com/x)\n")
-    assert broken(page) == ["other.md#nowhere: no heading with that anchor in other.md", "missing.md: no such file"]
+                    "[web](https://example.com/x) <a href=\"gone.md\">html</a>\n")
+    assert broken(page) == ["other.md#nowhere: no heading with that anchor in other.md", "missing.md: no such file",
+                            "gone.md: no such file"]
 
 
 def test_the_readme_is_a_front_door():
