@@ -26,13 +26,23 @@ def package_modules() -> dict[str, Path]:
     return {module_name(path): path for path in PACKAGE.rglob("*.py")}
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
+        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
 def imported_names(path: Path, known: dict[str, Path]) -> set[str]:
     """The package modules ``path`` imports, with the packages each import loads on the way."""
     here = module_name(path).split(".")
     if path.name != "__init__.py":
         here = here[:-1]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    typing_only = {id(inner) for node in ast.walk(tree) if isinstance(node, ast.If) and _is_type_checking(node.test)
+                   for statement in node.body for inner in ast.walk(statement)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:  # `if TYPE_CHECKING:` imports never run
+            continue
         targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
@@ -89,3 +99,12 @@ def test_the_module_map_names_every_module():
                if path.name != "__init__.py" and f"`{path.name}`" not in page and
                f"`{path.relative_to(PACKAGE)}`" not in page]
     assert missing == []
+
+
+def test_the_configuration_imports_nothing_from_the_rest_of_the_server():
+    """architecture.md's wall: everything else receives a Settings; config/ depends on no other layer."""
+    known = package_modules()
+    outside = {name: sorted(other for other in imported_names(path, known)
+                            if other != "pgmcp_http" and not other.startswith("pgmcp_http.config"))
+               for name, path in known.items() if name.startswith("pgmcp_http.config")}
+    assert {name: found for name, found in outside.items() if found} == {}
