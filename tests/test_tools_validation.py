@@ -81,4 +81,6 @@ def test_refusals_keep_jsonschema_messages():
     # A long value is described, never echoed back whole.
     assert query.problem({"sql": "SELECT 1", "params": list(range(5000))}) == \
         "invalid argument `params`: a list of 5000 items is too long (at most 1000)"
+    refusal = query.problem({"sql": "SELECT 1", "k" * 300: 1})
+    assert refusal is not None and "k" * 50 not in refusal and "(300 characters)" in refusal and len(refusal) < 200
     assert query.problem({"sql": "SELECT 1"}) is None

@@ -212,17 +212,27 @@ _LIMITS = {"maxItems": "at most", "maxLength": "at most", "minItems": "at least"
 
 
 def _without_long_values(message: str, instance: Any) -> str:
-    """jsonschema's message quotes the offending value whole (``[0, 1, ... 5000] is too long``): a caller's long
-    value is described instead of echoed, so a refusal stays short and does not repeat what was sent."""
+    """jsonschema's message quotes the offending value whole (``[0, 1, ... 5000] is too long``) and unexpected
+    property names too: a caller's long value is described instead of echoed, so a refusal stays short and does
+    not repeat what was sent."""
     shown = repr(instance)
-    if len(shown) <= _LONGEST_ECHO or shown not in message:
-        return message
+    if len(shown) > _LONGEST_ECHO and shown in message:
+        message = message.replace(shown, _described(instance, shown))
+    return _LONG_QUOTE.sub(lambda quoted: f"{quoted.group(0)[:40]}...' ({len(quoted.group(0)) - 2} characters)",
+                           message)
+
+
+_LONG_QUOTE = re.compile(rf"'[^']{{{_LONGEST_ECHO},}}'")
+
+
+def _described(instance: Any, shown: str) -> str:
+    def count(n: int, noun: str) -> str:
+        return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
     if isinstance(instance, list):
-        summary = f"a list of {len(instance)} items"
-    elif isinstance(instance, str):
-        summary = f"a string of {len(instance)} characters"
-    elif isinstance(instance, dict):
-        summary = f"an object with {len(instance)} keys"
-    else:
-        summary = f"{shown[:_LONGEST_ECHO]}..."
-    return message.replace(shown, summary)
+        return f"a list of {count(len(instance), 'item')}"
+    if isinstance(instance, str):
+        return f"a string of {count(len(instance), 'character')}"
+    if isinstance(instance, dict):
+        return f"an object with {count(len(instance), 'key')}"
+    return f"{shown[:_LONGEST_ECHO]}..."
