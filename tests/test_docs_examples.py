@@ -30,6 +30,7 @@ import pytest
 
 from devkit import devdb
 from tests.helpers import start_server
+from tests.markdown import fenced_blocks
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
@@ -38,7 +39,6 @@ RUNNABLE_WITH_ERRORS = "<!-- runnable: http errors -->"
 OUTPUT = "<!-- output -->"
 MARKER = re.compile(r"^\s*<!--\s*(runnable|output)", re.IGNORECASE)
 LANGUAGES = {"sh": "sh", "bash": "sh", "python": "python"}
-FENCE = re.compile(r"^(`{3,})\s*([\w+-]*)")
 ELIDED = "..."
 
 
@@ -56,41 +56,37 @@ class Example:
         return f"{self.page.relative_to(REPO)}:{self.line}"
 
 
-def _fenced(lines: list[str], start: int) -> tuple[str, str, int] | None:
-    """The block whose opening fence is at ``start``: (info word, body, index after the closing fence)."""
-    opening = FENCE.match(lines[start]) if start < len(lines) else None
-    if opening is None:
-        return None
-    ticks, info = opening.groups()
-    for end in range(start + 1, len(lines)):
-        if lines[end].strip() == ticks:
-            return info, "\n".join(lines[start + 1:end]) + "\n", end + 1
-    raise AssertionError(f"line {start + 1}: the fence is never closed")
-
-
 def examples_in(page: Path) -> list[Example]:
     lines = page.read_text(encoding="utf-8").splitlines()
+    blocks = {block.opening: block for block in fenced_blocks(lines)}
+    inside = {number for block in blocks.values()
+              for number in range(block.opening, (len(lines) if block.closing is None else block.closing + 1))}
     found: list[Example] = []
     for index, line in enumerate(lines):
+        if index in inside:
+            continue
         if MARKER.search(line):  # a misspelt marker would silently drop its example
             assert line.strip() in (RUNNABLE, RUNNABLE_WITH_ERRORS, OUTPUT), f"{page.name}:{index + 1}: {line!r}"
         if line.strip() not in (RUNNABLE, RUNNABLE_WITH_ERRORS):
             continue
-        block = _fenced(lines, index + 1)
+        block = blocks.get(index + 1)
         assert block is not None, f"{page.name}:{index + 1}: {RUNNABLE} must be directly followed by a fence"
-        info, code, after = block
-        assert info in LANGUAGES, f"{page.name}:{index + 2}: cannot run a ```{info} block (sh, bash or python)"
+        assert block.closing is not None, f"{page.name}:{index + 2}: the fence is never closed"
+        assert block.info in LANGUAGES, f"{page.name}:{index + 2}: cannot run a ```{block.info} block (sh or python)"
+        after = block.closing + 1
         while after < len(lines) and not lines[after].strip():
             after += 1
         output = None
         if after < len(lines) and lines[after].strip() == OUTPUT:
-            shown = _fenced(lines, after + 1)
-            assert shown is not None and shown[0] == "json", f"{page.name}:{after + 1}: {OUTPUT} needs a ```json block"
-            assert info != "python", f"{page.name}:{after + 1}: {OUTPUT} follows shell blocks only"
-            output = shown[1]
+            shown = blocks.get(after + 1)
+            assert shown is not None and shown.info == "json", f"{page.name}:{after + 1}: {OUTPUT} needs a json block"
+            assert block.info != "python", f"{page.name}:{after + 1}: {OUTPUT} follows shell blocks only"
+            output = shown.body
+        code = block.body
         assert ":3401" not in code.replace("localhost:3401", ""), \
             f"{page.name}:{index + 2}: write the server as localhost:3401, the address the test points elsewhere"
-        found.append(Example(page, index + 2, LANGUAGES[info], code, output, line.strip() == RUNNABLE_WITH_ERRORS))
+        found.append(Example(page, index + 2, LANGUAGES[block.info], code, output,
+                             line.strip() == RUNNABLE_WITH_ERRORS))
     return found
 
 

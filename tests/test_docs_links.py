@@ -6,11 +6,14 @@ dropped, spaces turned into ``-``, and ``-1``, ``-2``... added to repeated headi
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.markdown import prose_lines
 
 REPO = Path(__file__).resolve().parent.parent
 INLINE = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -18,7 +21,6 @@ REFERENCE = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 HTML_ID = re.compile(r"<a\s+(?:name|id)=\"([^\"]+)\"")
 HTML_HREF = re.compile(r"<a\s[^>]*href=\"([^\"]+)\"")
-FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 
 
 def repository_files() -> set[Path]:
@@ -43,20 +45,6 @@ def _published(destination: Path) -> bool:
     return destination.is_dir() and any(destination in path.parents for path in IN_THE_REPOSITORY)
 
 
-def prose_lines(text: str) -> list[str]:
-    """The lines outside fenced code blocks."""
-    kept: list[str] = []
-    fence: str | None = None
-    for line in text.splitlines():
-        match = FENCE.match(line)
-        if match and (fence is None or (match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence))):
-            fence = None if fence else match.group(1)
-            continue
-        if fence is None:
-            kept.append(line)
-    return kept
-
-
 def slug(heading: str) -> str:
     text = re.sub(r"`|\*\*?|__", "", heading)
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
@@ -64,11 +52,11 @@ def slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-def anchors(path: Path) -> set[str]:
+@functools.cache
+def anchors(path: Path) -> frozenset[str]:
     found: set[str] = set()
     counts: dict[str, int] = {}
-    lines = prose_lines(path.read_text(encoding="utf-8"))
-    for line in lines:
+    for line in prose_lines(path.read_text(encoding="utf-8").splitlines()):
         found.update(HTML_ID.findall(line))
         match = HEADING.match(line)
         if match:
@@ -76,12 +64,12 @@ def anchors(path: Path) -> set[str]:
             number = counts.get(base, 0)
             counts[base] = number + 1
             found.add(base if number == 0 else f"{base}-{number}")
-    return found
+    return frozenset(found)
 
 
 def links(path: Path) -> list[str]:
     found: list[str] = []
-    for line in prose_lines(path.read_text(encoding="utf-8")):
+    for line in prose_lines(path.read_text(encoding="utf-8").splitlines()):
         line = re.sub(r"`+[^`]*`+", "", line)  # a link inside a code span is not a link
         found += INLINE.findall(line) + HTML_HREF.findall(line)
         match = REFERENCE.match(line)
@@ -119,6 +107,7 @@ def test_the_checker_sees_links_and_catches_broken_ones(tmp_path):
     (tmp_path / "other.md").write_text("# Other page\n\n## Sign-in with `OAuth`\n\n## Sign-in with `OAuth`\n")
     page.write_text("# Page\n\n[ok](other.md#sign-in-with-oauth) [ok](other.md#sign-in-with-oauth-1) [ok](#page)\n"
                     "[bad](other.md#nowhere) [bad](missing.md) `[code](missing.md)`\n```\n[fenced](missing.md)\n```\n"
+                    "~~~~sh\n[tilde](missing.md)\n~~~\n~~~~\n"
                     "[web](https://example.com/x) <a href=\"gone.md\">html</a>\n")
     assert broken(page) == ["other.md#nowhere: no heading with that anchor in other.md", "missing.md: no such file",
                             "gone.md: no such file"]
