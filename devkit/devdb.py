@@ -28,10 +28,13 @@ __all__ = [
     "DevDbError",
     "READONLY_ROLE",
     "SAMPLE_DB",
+    "as_postgres",
     "create_cluster",
     "free_port",
+    "give_to_postgres",
     "load_sample",
     "psql",
+    "run_command",
     "start_cluster",
     "stop_cluster",
 ]
@@ -81,7 +84,7 @@ def _is_root() -> bool:
     return os.geteuid() == 0
 
 
-def _as_postgres(cmd: list[str]) -> list[str]:
+def as_postgres(cmd: list[str]) -> list[str]:
     """Prefix ``cmd`` so it runs as the ``postgres`` user when we are root."""
     if not _is_root():
         return cmd
@@ -90,7 +93,7 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd]
 
 
-def _run(cmd: list[str], *, what: str, input_text: str | None = None) -> str:
+def run_command(cmd: list[str], *, what: str, input_text: str | None = None) -> str:
     proc = subprocess.run(cmd, input=input_text, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
@@ -99,7 +102,7 @@ def _run(cmd: list[str], *, what: str, input_text: str | None = None) -> str:
     return proc.stdout
 
 
-def _give_to_postgres(path: Path) -> None:
+def give_to_postgres(path: Path) -> None:
     """Make ``path`` owned by the postgres user when we are root (it must own its data)."""
     if _is_root():
         entry = pwd.getpwnam("postgres")
@@ -128,9 +131,9 @@ def create_cluster(base: Path, port: int) -> Cluster:
     base.mkdir(parents=True, exist_ok=True)
     cluster.socket_dir.mkdir(exist_ok=True)
     for path in (base, cluster.socket_dir):
-        _give_to_postgres(path)
-    _run(
-        _as_postgres(
+        give_to_postgres(path)
+    run_command(
+        as_postgres(
             [
                 str(PG_BIN / "initdb"),
                 "-D",
@@ -150,7 +153,7 @@ def create_cluster(base: Path, port: int) -> Cluster:
 
 def is_running(cluster: Cluster) -> bool:
     proc = subprocess.run(
-        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(cluster.data_dir), "status"]),
+        as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(cluster.data_dir), "status"]),
         capture_output=True,
         check=False,
     )
@@ -162,8 +165,8 @@ def start_cluster(cluster: Cluster, *, extra_options: str = "") -> None:
     if is_running(cluster):
         return
     options = f"-p {cluster.port} -k {cluster.socket_dir} -c listen_addresses={cluster.host} {extra_options}"
-    _run(
-        _as_postgres(
+    run_command(
+        as_postgres(
             [
                 str(PG_BIN / "pg_ctl"),
                 "-D",
@@ -186,8 +189,8 @@ def stop_cluster(cluster: Cluster, *, mode: str = "fast") -> None:
     """Stop the cluster; ``mode`` is pg_ctl's shutdown mode (smart, fast, immediate)."""
     if not is_running(cluster):
         return
-    _run(
-        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(cluster.data_dir), "-m", mode, "-w", "stop"]),
+    run_command(
+        as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(cluster.data_dir), "-m", mode, "-w", "stop"]),
         what="stopping PostgreSQL",
     )
 
@@ -209,7 +212,7 @@ def psql(cluster: Cluster, *, dbname: str = "postgres", sql: str | None = None, 
         cmd += ["-v", f"{name}={value}"]
     if file is not None:
         cmd += ["-f", str(file)]
-    return _run(_as_postgres(cmd), what=f"psql {file.name if file else 'command'}", input_text=sql)
+    return run_command(as_postgres(cmd), what=f"psql {file.name if file else 'command'}", input_text=sql)
 
 
 def load_sample(cluster: Cluster, *, password: str, dbname: str = SAMPLE_DB, role: str = READONLY_ROLE) -> str:

@@ -34,6 +34,8 @@ class CallRecord:
     param_types: list[str] | None = None
     rows: int | None = None
     truncated: bool | None = None
+    node: str | None = None  # host:port of the PostgreSQL node that answered
+    node_role: str | None = None  # primary or standby
     extra: dict[str, Any] = field(default_factory=dict)
 
     def note_client(self, info: Any) -> None:

@@ -26,6 +26,8 @@ from pgmcp_http.config import Settings, clean_database_url
 from pgmcp_http.db import Canceller, ConnectOptions, Database, DatabaseError, Pool, Probe, RowLimits, open_connection
 from pgmcp_http.db.credentials import ConnectionSecrets, connection_secrets
 from pgmcp_http.db.login_role import login_role_refusal, startup_report
+from pgmcp_http.db.nodes import role_now
+from pgmcp_http.db.routing import fits, session_attrs
 from pgmcp_http.identity import RolePolicy
 from pgmcp_http.observability.audit import AuditTrail
 from pgmcp_http.observability.cgroup import memory_limit_bytes
@@ -123,11 +125,13 @@ class Runtime:
         self.sampler = ProcessSampler(measure=memory_usage, publish=self.metrics.publish_process)
         if self.roles.mapped:
             self._check_login_role()
+        if not settings.read_only:
+            self._check_writable()
         self.audit = AuditTrail(target=settings.audit_log, sql=settings.audit_sql, secrets=settings.secret_values())
         self.tracing = Tracing(enabled=settings.tracing, service_name=settings.tracing_service,
                                sqlcommenter=settings.sqlcommenter, version=__version__)
         self.probe = Probe(dsn=settings.database_url, libpq_params=settings.connect_kwargs(),
-                           secrets=secrets_for(settings).current,
+                           secrets=secrets_for(settings).current, read_only=settings.read_only,
                            timeout_s=settings.health_check_timeout_ms / 1000)
         self.toolbox = Toolbox(
             tools,
@@ -169,12 +173,20 @@ class Runtime:
     def _open_database(self) -> Database:
         settings = self.settings
         options = connect_options(settings)
+        attrs = session_attrs(options.dsn, options.libpq_params, read_only=options.read_only)
+
+        def keep(conn: ext.connection) -> bool:
+            """Whether a connection still fits DATABASE_URL's target_session_attrs after a call."""
+            return fits(attrs, opened_role=conn.node.role, role_now=role_now(conn),
+                        age_s=time.monotonic() - conn.opened_at)
+
         pool = Pool(
             connect=lambda: self._connect(options),
             size=settings.connections_per_worker,
             acquire_timeout_s=settings.pool_connection_timeout_ms / 1000,
             idle_timeout_s=settings.pool_idle_timeout_ms / 1000,
             observer=self.metrics,
+            keep=keep,
         )
         log.info("database pool ready", extra={"pool_size": pool.size, "pid": os.getpid()})
         return Database(pool=pool, read_only=settings.read_only, timeout_ms=settings.query_timeout_ms,
@@ -207,6 +219,25 @@ class Runtime:
             raise SystemExit(f"pgmcp-http: configuration error: {report.refusal}")
         for warning in report.warnings:
             log.warning(warning)
+
+    def _check_writable(self) -> None:
+        """Write mode, in the master before fork: stop start-up when every host DATABASE_URL names answers as
+        a standby (libpq, asked for a read-write session, refused each); an unreachable database is only
+        noted, as everywhere else (the server starts and reports it on /readyz)."""
+        try:
+            open_connection(connect_options(self.settings)).close()
+        except psycopg2.OperationalError as exc:
+            reason = str(exc).strip().splitlines()
+            if any("session is read-only" in line or "is in hot standby mode" in line for line in reason):
+                raise SystemExit(
+                    "pgmcp-http: configuration error: READ_ONLY=false needs a primary (a read-write node), but "
+                    f"every host in DATABASE_URL answered as a standby or a read-only session ({reason[0]}); "
+                    "point DATABASE_URL at the primary (or list it among the hosts), or set READ_ONLY=true"
+                ) from None
+            log.warning("write mode: the database could not be reached at start-up (%s); the server starts and "
+                        "every new connection insists on a read-write node", reason[0] if reason else exc)
+        except DatabaseError as exc:  # a cloud IAM token could not be made
+            log.warning("write mode: the database could not be checked at start-up (%s)", exc)
 
     def start_worker(self) -> None:
         """Publish this worker's share of the container's figures (call once, after fork); start tracing."""

@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import modern_rpc, request, rpc, start_server, wait_until
+from tests.helpers import ServerProcess, modern_rpc, request, rpc, start_server, wait_until
 from tests.identity_fixtures import ANALYST, TOKENS, prepare
 
 FIELDS = {"time", "request_id", "trace_id", "subject", "role", "issuer", "client_id", "scopes", "client_name",
           "client_version", "protocol_version",
           "method", "tool", "resource", "sql_fingerprint", "sql", "param_count", "param_types", "rows", "bytes",
-          "truncated", "duration_ms", "outcome", "reason"}
+          "truncated", "node", "node_role", "duration_ms", "outcome", "reason"}
 SECRET_PARAM = "pv-" + uuid.uuid4().hex
 
 
@@ -56,6 +56,11 @@ def one(log: Path, request_id: str) -> dict[str, Any]:
     return found[0]
 
 
+def port_of(server: ServerProcess) -> str:
+    """The port of the database the server is given (the node its calls run on)."""
+    return server.env["DATABASE_URL"].rsplit(":", 1)[1].split("/")[0]
+
+
 def headers(who: str, request_id: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[who]}", "X-Request-Id": request_id}
 
@@ -78,11 +83,13 @@ def test_each_outcome_writes_one_record(audited):
         "client_name": "raw-test", "client_version": "0", "protocol_version": "2026-07-28", "method": "tools/call",
         "tool": "query", "resource": None, "sql_fingerprint": None,
         "sql": "SELECT id FROM docs WHERE body <> $1 ORDER BY id", "param_count": 1, "param_types": ["string"],
-        "rows": 2, "bytes": None, "truncated": False, "duration_ms": None, "outcome": "ok", "reason": None}
+        "rows": 2, "bytes": None, "truncated": False, "node": f"127.0.0.1:{port_of(server)}",
+        "node_role": "primary", "duration_ms": None, "outcome": "ok", "reason": None}
     assert ok["bytes"] > 50 and ok["duration_ms"] > 0 and len(ok["sql_fingerprint"]) == 16
 
     modern_call(server, "alice", "query", {"sql": "DELETE FROM docs"}, "refused-1")
-    assert one(log, "refused-1")["outcome"] == "refused"
+    refused = one(log, "refused-1")
+    assert (refused["outcome"], refused["node"], refused["node_role"]) == ("refused", None, None)  # nothing ran
     modern_call(server, "dave", "query", {"sql": "SELECT * FROM docs"}, "denied-1")
     denied = one(log, "denied-1")
     assert (denied["outcome"], denied["role"]) == ("error", "nobody13")

@@ -17,6 +17,7 @@ from devkit import devdb
 from tests.helpers import call_tool, request, scrape, start_server, total, wait_until
 
 GUIDE_FIELDS = {"status", "service", "version", "timestamp", "database", "connection_pool", "uptime", "memory_usage"}
+OURS = {"database_nodes"}
 
 
 def test_health_has_the_guides_fields(server):
@@ -26,7 +27,7 @@ def test_health_has_the_guides_fields(server):
     for _ in range(4):
         status, headers, body = request("GET", f"{server.base}/health")
         assert status == 200
-        assert set(body) == GUIDE_FIELDS
+        assert set(body) == GUIDE_FIELDS | OURS
         assert body["status"] == "healthy" and body["database"] == "connected"
         assert body["service"] == "postgres-mcp-server"
         assert set(body["connection_pool"]) == {"total", "active", "idle"}
@@ -35,6 +36,17 @@ def test_health_has_the_guides_fields(server):
         assert body["memory_usage"]["rss"].endswith("MB")
         assert body["timestamp"].endswith("Z") and isinstance(body["uptime"], int)
         assert headers["cache-control"] == "no-store"
+
+
+def test_health_names_the_node_each_workers_connections_are_on(server):
+    for _ in range(6):
+        assert call_tool(server, "query", {"sql": "SELECT 1"})["isError"] is False
+    port = server.env["DATABASE_URL"].rsplit(":", 1)[1].split("/")[0]
+    nodes = request("GET", f"{server.base}/health")[2]["database_nodes"]
+    assert nodes, "no worker reports a connection"
+    assert {(entry["node"], entry["role"]) for entry in nodes} == {(f"127.0.0.1:{port}", "primary")}
+    assert all(isinstance(entry["worker"], int) and entry["connections"] >= 1 for entry in nodes)
+    assert len({entry["worker"] for entry in nodes}) == len(nodes)  # one entry per worker and node
 
 
 def test_health_is_503_with_an_error_when_the_database_is_unreachable(pg, tmp_path):
@@ -46,7 +58,8 @@ def test_health_is_503_with_an_error_when_the_database_is_unreachable(pg, tmp_pa
         assert body["status"] == "unhealthy" and body["database"] == "disconnected"
         assert "database unavailable" in body["error"] and "Connection refused" in body["error"]
         assert "s3cret-pw" not in str(body)
-        assert set(body) == GUIDE_FIELDS | {"error"}
+        assert set(body) == GUIDE_FIELDS | OURS | {"error"}
+        assert body["database_nodes"] == []
         assert request("GET", f"{server.base}/readyz")[0] == 503
         assert request("GET", f"{server.base}/livez")[0] == 200
         result = call_tool(server, "query", {"sql": "SELECT 1"})

@@ -12,9 +12,11 @@ from psycopg2.extensions import parse_dsn
 
 from pgmcp_http.config.reader import ConfigError, Reader
 
-__all__ = ["clean_database_url", "database_url", "db_auth", "ssl"]
+__all__ = ["clean_database_url", "database_url", "db_auth", "routing", "ssl"]
 
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_TARGETS = ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")
+_LOAD_BALANCE = ("disable", "random")
 
 
 def database_url(reader: Reader) -> tuple[str, tuple[str, ...]]:
@@ -55,6 +57,21 @@ def _clean_url(url: str) -> tuple[str, tuple[str, ...]]:
                           "(postgresql://user:password@host:5432/dbname) and that characters such as % @ : / in "
                           "the password are percent-encoded (% as %25)") from None
     return url, tuple(ignored)
+
+
+def routing(url_params: Mapping[str, str], *, read_only: bool) -> None:
+    """DATABASE_URL's ``target_session_attrs`` and ``load_balance_hosts``, checked before libpq would fail on
+    every connection; a write-mode server must be sent to a node that takes writes."""
+    attrs = url_params.get("target_session_attrs")
+    if attrs is not None and attrs not in _TARGETS:
+        raise ConfigError(f"DATABASE_URL: target_session_attrs={attrs} is not one of {', '.join(_TARGETS)}")
+    balance = url_params.get("load_balance_hosts")
+    if balance is not None and balance not in _LOAD_BALANCE:
+        raise ConfigError(f"DATABASE_URL: load_balance_hosts={balance} is not one of {', '.join(_LOAD_BALANCE)}")
+    if not read_only and attrs in ("read-only", "standby", "prefer-standby"):
+        raise ConfigError(f"DATABASE_URL: target_session_attrs={attrs} sends calls to standbys, which cannot "
+                          "write, but READ_ONLY=false; use target_session_attrs=read-write (the default in write "
+                          "mode), or run a read-only server for the standbys")
 
 
 def ssl(reader: Reader, *, url_params: Mapping[str, str]) -> tuple[str | None, str | None, str | None, str | None]:

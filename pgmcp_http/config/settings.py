@@ -135,6 +135,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     url_params = parse_dsn(database_url)
     ssl_mode, ssl_cert, ssl_key, ssl_ca = database.ssl(reader, url_params=url_params)
     db_auth, db_password_file, aws_region = database.db_auth(reader, url_params=url_params, ssl_mode=ssl_mode)
+    read_only = reader.boolean("READ_ONLY", True)
+    database.routing(url_params, read_only=read_only)
     auth_tokens, auth_entries, auth_header, require_auth = identity.auth(reader)
     jwt_settings = identity.jwt(reader)
     oauth_settings = oauth.oauth(reader)
@@ -160,7 +162,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         database_url=database_url,
         ignored_url_parameters=ignored,
-        read_only=reader.boolean("READ_ONLY", True),
+        read_only=read_only,
         max_connections=max_connections,
         query_timeout_ms=query_timeout,
         health_check_enabled=reader.boolean("HEALTH_CHECK_ENABLED", True),

@@ -52,8 +52,10 @@ GROUPS: tuple[Group, ...] = (
 VARIABLES: tuple[Variable, ...] = (
     # Database
     Variable("DATABASE_URL", "(none; `make run` starts a local one)",
-             "libpq URL or key=value DSN of the database to serve; `pool_*` parameters of the design guide's "
-             "examples are ignored (use the POOL_* variables)", _DB, secret=True),
+             "libpq URL or key=value DSN of the database to serve; several hosts with `target_session_attrs` and "
+             "`load_balance_hosts` route calls to replicas; `pool_*` parameters of the design guide's "
+             "examples are ignored (use the POOL_* variables)", _DB, secret=True,
+             see="performance.md#read-replicas-and-failover"),
     Variable("DATABASE_URL_FILE", "", "file holding DATABASE_URL (Docker/Kubernetes secrets); read again when a "
              "new connection is made, so a rotated URL is picked up", _DB, see="deploy/credentials.md"),
     Variable("MAX_CONNECTIONS", "10", "database connections for the whole container, split evenly between "

@@ -22,6 +22,7 @@ from pgmcp_http.db.errors import (
     RoleRefused,
     RoleUnavailable,
 )
+from pgmcp_http.db.nodes import PRIMARY, STANDBY, Node
 from pgmcp_http.db.params import ParamCountError, ParamError, bind
 from pgmcp_http.db.pool import Pool, PoolObserver, PoolStats
 from pgmcp_http.db.probe import Probe
@@ -35,6 +36,8 @@ __all__ = [
     "Database",
     "DatabaseError",
     "DatabaseUnavailable",
+    "Node",
+    "PRIMARY",
     "ParamCountError",
     "ParamError",
     "Pool",
@@ -50,6 +53,7 @@ __all__ = [
     "RoleRefused",
     "RoleUnavailable",
     "RowLimits",
+    "STANDBY",
     "Transaction",
     "bind",
     "open_connection",

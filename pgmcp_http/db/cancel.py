@@ -4,7 +4,9 @@ The canceller never borrows a pool slot (the pool may be full of the very
 queries a client wants to stop). It finds the backend whose transaction
 carries the tag as ``application_name`` (see :meth:`Transaction._preamble`)
 and is run by the same role, so it can only stop this server's own work.
-A statement that has already finished is simply not found.
+A statement that has already finished is simply not found. When
+DATABASE_URL names several hosts, the statement may run on any of them, so
+each host is asked in turn.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import psycopg2
 
 from pgmcp_http.db.connect import APPLICATION_NAME
 from pgmcp_http.db.errors import DatabaseUnavailable
+from pgmcp_http.db.routing import hosts
 
 __all__ = ["TAG_PREFIX", "Canceller", "tagged_application_name"]
 
@@ -51,13 +54,26 @@ class Canceller:
         self._secrets = secrets
 
     def cancel(self, tag: str) -> int:
+        """Cancel the statement tagged ``tag`` wherever it runs; return how many backends were signalled."""
         name = tagged_application_name(tag)
         try:
             dsn, extra = self._secrets() if self._secrets is not None else (self._dsn, {})
+        except DatabaseUnavailable as exc:
+            log.warning("could not cancel a request: %s", str(exc).strip().splitlines()[0])
+            return 0
+        params = {**self._libpq_params, **extra}
+        places = hosts(dsn, params)
+        if len(places) <= 1:
+            return self._cancel_on(dsn, params, name)
+        return sum(self._cancel_on(dsn, {**params, **place, "target_session_attrs": "any",
+                                         "load_balance_hosts": "disable"}, name)
+                   for place in places)
+
+    def _cancel_on(self, dsn: str, params: dict[str, str], name: str) -> int:
+        try:
             conn = psycopg2.connect(dsn, application_name=f"{APPLICATION_NAME}-cancel",
-                                    connect_timeout=max(2, math.ceil(self._timeout_s)),
-                                    **{**self._libpq_params, **extra})
-        except (psycopg2.OperationalError, DatabaseUnavailable) as exc:
+                                    connect_timeout=max(2, math.ceil(self._timeout_s)), **params)
+        except psycopg2.OperationalError as exc:
             log.warning("could not cancel a request: %s", str(exc).strip().splitlines()[0])
             return 0
         try:

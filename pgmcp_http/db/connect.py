@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import psycopg2
-import psycopg2.extensions as ext
 
+from pgmcp_http.db.nodes import NodeConnection, describe
+from pgmcp_http.db.routing import session_attrs
 from pgmcp_http.db.values import register_casters
 
 __all__ = ["APPLICATION_NAME", "ConnectOptions", "open_connection"]
@@ -54,8 +56,9 @@ def _startup_options(opts: ConnectOptions) -> str:
     return " ".join(f"-c {item}" for item in settings)
 
 
-def open_connection(opts: ConnectOptions) -> ext.connection:
-    """Connect, switch to autocommit (transactions are explicit) and install the JSON casters."""
+def open_connection(opts: ConnectOptions) -> NodeConnection:
+    """Connect where libpq's routing says (see :mod:`pgmcp_http.db.routing`), switch to autocommit
+    (transactions are explicit), install the JSON casters and note which node answered."""
     if opts.secrets is not None:
         dsn, extra = opts.secrets()
         opts = replace(opts, dsn=dsn, libpq_params={**opts.libpq_params, **extra}, secrets=None)
@@ -68,13 +71,23 @@ def open_connection(opts: ConnectOptions) -> ext.connection:
         conn = _connect(opts, options=None)
     conn.autocommit = True
     register_casters(conn)
+    try:
+        describe(conn, now=time.monotonic())
+    except psycopg2.Error:
+        conn.close()
+        raise
     return conn
 
 
-def _connect(opts: ConnectOptions, *, options: str | None) -> ext.connection:
+def _connect(opts: ConnectOptions, *, options: str | None) -> NodeConnection:
     extra = {"options": options} if options else {}
+    attrs = session_attrs(opts.dsn, opts.libpq_params, read_only=opts.read_only)
+    if attrs is not None:
+        extra["target_session_attrs"] = attrs
+    params = {key: value for key, value in opts.libpq_params.items() if key != "target_session_attrs"}
     return psycopg2.connect(
         opts.dsn,
+        connection_factory=NodeConnection,
         application_name=APPLICATION_NAME,
         connect_timeout=max(2, opts.connect_timeout_s),
         keepalives=1,
@@ -82,7 +95,7 @@ def _connect(opts: ConnectOptions, *, options: str | None) -> ext.connection:
         keepalives_interval=10,
         keepalives_count=3,
         **extra,
-        **opts.libpq_params,
+        **params,
     )
 
 

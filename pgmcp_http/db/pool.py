@@ -19,7 +19,11 @@ checks what it hands back and never closes idle connections. This wrapper adds:
   gauges from it, so this module never imports a metrics library);
 - :meth:`Pool.cancel_held_by`: cancel the statement of whichever connection a
   given thread holds (the web layer uses it when a client hangs up mid-call,
-  so no orphaned query runs on to its timeout).
+  so no orphaned query runs on to its timeout);
+- an optional ``keep`` check on return, for what only the caller can judge
+  (a connection whose node was promoted or demoted is replaced, see
+  :mod:`pgmcp_http.db.routing`), and :meth:`Pool.nodes`: which nodes the open
+  connections are on.
 
 Create it after fork (one per gunicorn worker): a libpq connection must never
 be shared between processes.
@@ -112,19 +116,28 @@ class _FactoryPool(ThreadedConnectionPool):
         with self._lock:
             return len(self._used), len(self._pool)
 
+    def every_connection(self) -> list[ext.connection]:
+        with self._lock:
+            return [*self._used.values(), *self._pool]
+
 
 class Pool:
     """A bounded, self-checking pool of autocommit psycopg2 connections."""
 
     def __init__(self, *, connect: Connect, size: int, acquire_timeout_s: float, idle_timeout_s: float,
-                 name: str = "pgmcp", observer: PoolObserver | None = None) -> None:
+                 name: str = "pgmcp", observer: PoolObserver | None = None,
+                 keep: Callable[[ext.connection], bool] | None = None) -> None:
         if size < 1:
             raise ValueError(f"pool {name!r}: size must be at least 1, got {size}")
         self.name = name
         self.size = size
         self.acquire_timeout_s = acquire_timeout_s
         self.idle_timeout_s = idle_timeout_s
-        self._pool = _FactoryPool(size, connect)
+        self._connect = connect
+        self._keep = keep
+        # Bumped whenever a connection opens or closes: the set of nodes can only change then.
+        self.generation = 0
+        self._pool = _FactoryPool(size, self._open)
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
         self._last_used: dict[int, float] = {}
@@ -206,6 +219,15 @@ class Pool:
                 self._cancel_sent.notify_all()
         return True
 
+    def nodes(self) -> dict[tuple[str, str], int]:
+        """How many open connections are on each (node name, role), for /health and the metrics."""
+        counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        for conn in self._pool.every_connection():
+            node = getattr(conn, "node", None)
+            if node is not None and not conn.closed:
+                counts[(node.name, node.role)] += 1
+        return dict(counts)
+
     def stats(self) -> PoolStats:
         in_use, idle = self._pool.counts()
         with self._lock:
@@ -229,6 +251,8 @@ class Pool:
         self._closed.set()
         with contextlib.suppress(psycopg2.pool.PoolError):
             self._pool.closeall()
+        with self._lock:
+            self.generation += 1
         self._changed()
 
     # -- internals ---------------------------------------------------------
@@ -279,10 +303,19 @@ class Pool:
                 continue
             return conn
 
+    def _open(self) -> ext.connection:
+        conn = self._connect()
+        with self._lock:
+            self.generation += 1
+        return conn
+
     def _checkin(self, conn: ext.connection) -> None:
         if not conn.closed and conn.info.transaction_status != ext.TRANSACTION_STATUS_IDLE:
             _try_rollback(conn)
         if conn.closed or conn.info.transaction_status != ext.TRANSACTION_STATUS_IDLE:
+            self._discard(conn)
+            return
+        if self._keep is not None and not self._keep(conn):
             self._discard(conn)
             return
         with self._lock:
@@ -293,6 +326,7 @@ class Pool:
     def _discard(self, conn: ext.connection) -> None:
         with self._lock:
             self._discarded += 1
+            self.generation += 1
             self._last_used.pop(id(conn), None)
         try:
             self._pool.putconn(conn, close=True)
@@ -325,6 +359,7 @@ class Pool:
             if self._pool.take_idle(conn):
                 with self._lock:
                     self._last_used.pop(id(conn), None)
+                    self.generation += 1
                 conn.close()
                 closed += 1
         if closed:

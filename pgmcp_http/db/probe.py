@@ -25,6 +25,7 @@ import psycopg2
 import psycopg2.errors
 
 from pgmcp_http.db.errors import DatabaseUnavailable, QueryTimeout
+from pgmcp_http.db.routing import session_attrs
 
 __all__ = ["PROBE_APPLICATION_NAME", "Probe"]
 
@@ -34,9 +35,10 @@ PROBE_APPLICATION_NAME = "pgmcp-http-probe"
 class Probe:
     """Asks PostgreSQL ``SELECT 1`` on a connection of its own, within ``timeout_s``."""
 
-    def __init__(self, *, dsn: str, libpq_params: dict[str, str], timeout_s: float,
+    def __init__(self, *, dsn: str, libpq_params: dict[str, str], timeout_s: float, read_only: bool = True,
                  secrets: Callable[[], tuple[str, dict[str, str]]] | None = None) -> None:
         self._dsn = dsn
+        self._read_only = read_only  # routes as the pool does: a write-mode server needs a read-write node
         self._libpq_params = libpq_params
         self._secrets = secrets  # a rotating password or a cloud IAM token, fetched per connection
         self.timeout_s = timeout_s
@@ -59,12 +61,16 @@ class Probe:
     def _round_trip(self) -> float:
         started = time.monotonic()
         dsn, extra = self._secrets() if self._secrets is not None else (self._dsn, {})
+        params = {**self._libpq_params, **extra}
+        attrs = session_attrs(dsn, params, read_only=self._read_only)
+        if attrs is not None:
+            params["target_session_attrs"] = attrs
         try:
             conn = psycopg2.connect(
                 dsn,
                 application_name=PROBE_APPLICATION_NAME,
                 connect_timeout=max(2, math.ceil(self.timeout_s)),
-                **{**self._libpq_params, **extra},
+                **params,
             )
         except psycopg2.OperationalError as exc:
             raise DatabaseUnavailable(_first_line("database unavailable", exc)) from None

@@ -42,6 +42,7 @@ from pgmcp_http.db.errors import (
     QueryTimeout,
     RoleUnavailable,
 )
+from pgmcp_http.db.nodes import Node, role_now
 from pgmcp_http.db.types import TypeNames
 from pgmcp_http.identity import Caller
 
@@ -101,7 +102,18 @@ class Transaction:
         self.search_path = search_path
         self.types = types
         self.begun = False
+        self.ran = False  # whether any statement was sent (what `answered_by` needs)
         self.commit_on_exit = False
+
+    @property
+    def answered_by(self) -> Node | None:
+        """The node that ran this transaction's statements, with its role as of the last reply; None when
+        nothing was sent (or the connection does not know its node)."""
+        node: Node | None = getattr(self.conn, "node", None)
+        if node is None or not self.ran:
+            return None
+        role = role_now(self.conn)  # type: ignore[arg-type]
+        return node if role == node.role else Node(host=node.host, port=node.port, role=role)
 
     def make_writable(self) -> None:
         """Ask for a READ WRITE transaction committed on success (write mode only).
@@ -140,6 +152,7 @@ class Transaction:
         else:
             preamble = self._preamble()
             text = (preamble if params is None else preamble.replace("%", "%%")) + sql + comment
+        self.ran = True
         try:
             cur.execute(text, params)
         except psycopg2.Error as exc:

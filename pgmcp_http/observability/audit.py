@@ -92,6 +92,8 @@ class AuditTrail:
             "rows": record.rows,
             "bytes": bytes_sent,
             "truncated": record.truncated,
+            "node": record.node,
+            "node_role": record.node_role,
             "duration_ms": round(seconds * 1000, 2),
             "outcome": audit_outcome(record.outcome, rpc_error is not None),
             "reason": record.reason or rpc_error,

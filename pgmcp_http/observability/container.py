@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["ContainerFigures", "LiveMultiProcessCollector", "container_figures"]
+__all__ = ["ContainerFigures", "LiveMultiProcessCollector", "container_figures", "node_figures"]
 
 _LIVE_GAUGE_FILE = re.compile(r"^gauge_live[a-z]+_(\d+)\.db$")
 
@@ -41,15 +41,17 @@ class LiveMultiProcessCollector:
     """prometheus_client's MultiProcessCollector without the live gauges of dead processes."""
 
     def __init__(self, path: str, *, registry: CollectorRegistry | None = None,
-                 live_sums_only: bool = False) -> None:
+                 live_sums_only: bool = False, live_all_only: bool = False) -> None:
         self.path = Path(path)
         self.live_sums_only = live_sums_only
+        self.live_all_only = live_all_only
         if registry is not None:
             registry.register(self)
 
     def files(self) -> list[str]:
         """The files to read: every counter and histogram, the live gauges of live processes."""
-        pattern = "gauge_livesum_*.db" if self.live_sums_only else "*.db"
+        pattern = "gauge_livesum_*.db" if self.live_sums_only else "gauge_liveall_*.db" if self.live_all_only \
+            else "*.db"
         chosen = []
         for path in self.path.glob(pattern):
             match = _LIVE_GAUGE_FILE.match(path.name)
@@ -74,6 +76,21 @@ class ContainerFigures:
 
 _POOL = {"postgres_mcp_connections_max": "pool_total", "postgres_mcp_connections_active": "pool_active",
          "postgres_mcp_connections_idle": "pool_idle", "postgres_mcp_workers": "workers"}
+
+
+def node_figures(families: Iterable[Metric], *, own_pid: int) -> list[dict[str, object]]:
+    """Each live worker's connections by database node, from ``postgres_mcp_pool_node_connections`` (a
+    ``liveall`` gauge: one series per process, labelled with its pid; without multiprocess files, this
+    process's own)."""
+    found: list[dict[str, object]] = []
+    for family in families:
+        for sample in family.samples:
+            if sample.name != "postgres_mcp_pool_node_connections" or sample.value <= 0:
+                continue
+            labels = sample.labels
+            found.append({"worker": int(labels.get("pid", own_pid)), "node": labels["node"], "role": labels["role"],
+                          "connections": int(sample.value)})
+    return sorted(found, key=lambda entry: (entry["worker"], entry["node"]))  # type: ignore[return-value]
 
 
 def container_figures(families: Iterable[Metric]) -> ContainerFigures:

@@ -36,7 +36,12 @@ from prometheus_client.exposition import choose_encoder
 
 from pgmcp_http import process
 from pgmcp_http.db import Pool
-from pgmcp_http.observability.container import ContainerFigures, LiveMultiProcessCollector, container_figures
+from pgmcp_http.observability.container import (
+    ContainerFigures,
+    LiveMultiProcessCollector,
+    container_figures,
+    node_figures,
+)
 
 __all__ = ["DURATION_BUCKETS", "Metrics", "MetricsSetupError"]
 
@@ -122,6 +127,10 @@ class Metrics:
         self.pool_waiting = Gauge("postgres_mcp_pool_waiting", "Calls waiting for a free connection right now",
                                   registry=r, multiprocess_mode="livesum")
         self._pool_series = (self.connections_active, self.connections_idle, self.connections_max, self.pool_waiting)
+        self.pool_nodes = Gauge("postgres_mcp_pool_node_connections", "Open database connections of each worker "
+                                "(pid), by node (host:port as libpq reached it) and role (primary, standby)",
+                                ["node", "role"], registry=r, multiprocess_mode="liveall")
+        self._nodes_written: tuple[int, int, frozenset[tuple[str, str]]] = (0, -1, frozenset())
         self.pool_wait = Histogram("postgres_mcp_pool_wait_seconds",
                                    "Time calls waited for a connection, when every one was in use",
                                    buckets=WAIT_BUCKETS, registry=r)
@@ -215,11 +224,25 @@ class Metrics:
                     if value != before:
                         gauge.set(value)
                 self._pool_written = (pid, current)
+            self._publish_nodes(pool, pid)
             for name, total, counter in (("connect_errors", connect_errors, self.pool_connect_errors),
                                          ("discarded", discarded, self.pool_discarded)):
                 if total > self._pool_counts[name]:
                     counter.inc(total - self._pool_counts[name])
                     self._pool_counts[name] = total
+
+    def _publish_nodes(self, pool: Pool, pid: int) -> None:
+        """Which nodes this worker's connections are on; read again only when a connection opened or closed."""
+        seen_pid, generation, written = self._nodes_written
+        if seen_pid == pid and generation == pool.generation:
+            return
+        generation = pool.generation
+        nodes = {} if pool.closed else pool.nodes()
+        for node, role in written - set(nodes):
+            self.pool_nodes.labels(node=node, role=role).set(0)
+        for (node, role), count in nodes.items():
+            self.pool_nodes.labels(node=node, role=role).set(count)
+        self._nodes_written = (pid, generation, frozenset(nodes))
 
     def pool_waited(self, seconds: float, *, timed_out: bool) -> None:
         self.pool_wait.observe(seconds)
@@ -254,6 +277,14 @@ class Metrics:
         """The whole container's metrics in the format the scraper asked for (text or OpenMetrics)."""
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self._exposed), content_type
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Per live worker, the database nodes its pool holds connections to (for /health)."""
+        if self.multiprocess_dir is None:
+            families = self.registry.collect()
+        else:
+            families = LiveMultiProcessCollector(self.multiprocess_dir, live_all_only=True).collect()
+        return node_figures(families, own_pid=process.pid())
 
     def container(self) -> ContainerFigures:
         """Pool and memory figures of the whole container (every live process), for /health."""

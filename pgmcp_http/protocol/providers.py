@@ -34,6 +34,9 @@ class ToolResult(Protocol):
     outcome: str
     texts: list[str] | None  # the text content, when the tool rendered its data itself
 
+    @property
+    def meta(self) -> dict[str, Any] | None: ...  # the result's _meta (which database node answered)
+
 
 class ToolProvider(Protocol):
     def specs(self) -> Sequence[ToolDescription]: ...

@@ -243,4 +243,6 @@ def tool_result(outcome: ToolResult, *, structured: bool) -> dict[str, Any]:
     result: dict[str, Any] = {"content": [{"type": "text", "text": text} for text in texts], "isError": False}
     if structured:
         result["structuredContent"] = data
+    if outcome.meta:
+        result["_meta"] = outcome.meta
     return result

@@ -25,6 +25,7 @@ from pgmcp_http.db import (
     ConnectionLost,
     Database,
     DatabaseUnavailable,
+    Node,
     PoolClosed,
     PoolTimeout,
     QueryCancelled,
@@ -39,7 +40,9 @@ from pgmcp_http.sqlguard import Approved, Refusal
 from pgmcp_http.tools.spec import ToolContext, ToolError, ToolSpec
 from pgmcp_http.tools.validation import ArgumentValidator
 
-__all__ = ["CallObserver", "DatabaseTracer", "ToolOutcome", "Toolbox", "UnknownTool", "statement_of"]
+__all__ = ["NODE_META_KEY", "CallObserver", "DatabaseTracer", "ToolOutcome", "Toolbox", "UnknownTool", "statement_of"]
+
+NODE_META_KEY = "pgmcp-http/node"
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,14 @@ class ToolOutcome:
     data: dict[str, Any] | None = None
     error: str | None = None
     texts: list[str] | None = None  # the text content when the tool renders its data (e.g. as CSV)
+    node: Node | None = None  # the PostgreSQL node that answered, when any statement ran
+
+    @property
+    def meta(self) -> dict[str, Any] | None:
+        """The result's ``_meta``: which node answered (``pgmcp-http/node``), when one did."""
+        if self.node is None:
+            return None
+        return {NODE_META_KEY: {"role": self.node.role, "node": self.node.name}}
 
     @property
     def is_error(self) -> bool:
@@ -213,8 +224,9 @@ class Toolbox:
                     self._database().transaction(timeout_ms=spec.timeout_ms, timeout_setting=spec.timeout_setting,
                                                  tag=tag, caller=caller, comment=comment) as tx:
                 data = spec.run(tx, arguments, self.context)
+                node = tx.answered_by
             texts = spec.render(data, arguments) if spec.render is not None else None
-            return ToolOutcome(outcome="ok", data=data, texts=texts)
+            return ToolOutcome(outcome="ok", data=data, texts=texts, node=node)
         except ConnectionLost:
             raise
         except Refusal as exc:
@@ -246,6 +258,8 @@ def _note(record: CallRecord, spec: ToolSpec, arguments: Mapping[str, Any], outc
     record.param_types = _param_types(spec, arguments)
     if result is None:
         return
+    if result.node is not None:
+        record.node, record.node_role = result.node.name, result.node.role
     params = arguments.get("params")
     record.reason = scrub(result.error, params if isinstance(params, list) else list(arguments.values()))
     data = result.data or {}

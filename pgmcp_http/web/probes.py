@@ -80,6 +80,7 @@ def health() -> Response:
         "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "database": "disconnected" if error else "connected",
         "connection_pool": {"total": figures.pool_total, "active": figures.pool_active, "idle": figures.pool_idle},
+        "database_nodes": rt.metrics.nodes(),
         "uptime": int(time.time() - rt.started_at),
         "memory_usage": {kind: human_bytes(value) for kind, value in figures.memory.items()},
     }

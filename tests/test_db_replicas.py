@@ -1,0 +1,222 @@
+"""Read replicas and failover through libpq's multi-host routing, against real streaming replication.
+
+A primary and a hot standby made with ``pg_basebackup -R`` run on loopback
+(see :mod:`devkit.replication`). The server is given both hosts in one
+DATABASE_URL, as an operator would, and libpq routes by
+``target_session_attrs``; these tests check where calls land (each result's
+``_meta`` and PostgreSQL's own ``pg_stat_activity``), that they keep landing
+when a node stops, is promoted, or was never writable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devkit import devdb, replication
+from pgmcp_http.config import ConfigError, load_settings
+from tests.helpers import (
+    ServerProcess,
+    call_tool,
+    initialize,
+    request,
+    session_rpc,
+    start_server,
+    start_up_failure,
+    wait_until,
+)
+
+NODE_KEY = "pgmcp-http/node"
+SCHEMA = """
+CREATE TABLE items (id int PRIMARY KEY, note text NOT NULL);
+INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50) AS g;
+CREATE ROLE reader LOGIN PASSWORD '{password}';
+CREATE ROLE writer LOGIN PASSWORD '{password}';
+GRANT SELECT ON items TO reader;
+GRANT SELECT, INSERT ON items TO writer;
+"""
+
+
+@dataclass
+class Pair:
+    primary: devdb.Cluster
+    standby: devdb.Cluster
+    password: str
+
+    def url(self, *hosts: devdb.Cluster, user: str = "reader", attrs: str | None = None) -> str:
+        places = ",".join(f"127.0.0.1:{cluster.port}" for cluster in hosts)
+        query = f"?target_session_attrs={attrs}" if attrs else ""
+        return f"postgresql://{user}:{self.password}@{places}/app{query}"
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    """A fresh primary with a table and two roles, and a streaming hot standby of it."""
+    base = Path(tempfile.mkdtemp(prefix="pgmcp-replicas-"))
+    os.chmod(base, 0o755)
+    primary = devdb.create_cluster(base / "primary", devdb.free_port())
+    standby = None
+    try:
+        devdb.start_cluster(primary, extra_options="-c fsync=off")
+        password = "rp-" + secrets.token_urlsafe(12)
+        devdb.psql(primary, sql="CREATE DATABASE app")
+        devdb.psql(primary, dbname="app", sql=SCHEMA.format(password=password))
+        standby = replication.make_standby(primary, base / "standby", extra_options="-c fsync=off")
+        replication.wait_streaming(primary)
+        yield Pair(primary, standby, password)
+    finally:
+        for cluster in (standby, primary):
+            if cluster is not None:
+                devdb.stop_cluster(cluster, mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def node_of(result: dict[str, Any]) -> tuple[str, int]:
+    """(role, port) of the node a tool result says answered it."""
+    assert result["isError"] is False, result
+    node = result["_meta"][NODE_KEY]
+    return node["role"], int(node["node"].rsplit(":", 1)[1])
+
+
+def our_backends(cluster: devdb.Cluster) -> int:
+    """How many pooled connections of the server this node holds (the probe and canceller use other names)."""
+    return int(devdb.psql(cluster, sql="SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgmcp-http'"))
+
+
+def count_items(server: ServerProcess) -> dict[str, Any]:
+    return call_tool(server, "query", {"sql": "SELECT count(*) AS n FROM items"})
+
+
+def test_prefer_standby_sends_every_read_to_the_standby_and_says_so(pair, tmp_path):
+    url = pair.url(pair.primary, pair.standby, attrs="prefer-standby")
+    server = start_server(url, tmp_path, workers=2, threads=4)
+    try:
+        for _ in range(8):
+            result = count_items(server)
+            assert node_of(result) == ("standby", pair.standby.port)
+            assert result["structuredContent"]["rows"] == [{"n": 50}]
+        # The catalog, resources, completions and health run on the same pool, so on the standby too.
+        for name, arguments in (("list_tables", {}), ("describe_table", {"table_name": "items"}),
+                                ("database_health", {"sections": ["replication", "connections"]}),
+                                ("analyze_query", {"sql": "SELECT * FROM items WHERE id = 3"})):
+            assert node_of(call_tool(server, name, arguments))[0] == "standby", name
+        session, version = initialize(server.url)
+        read = session_rpc(server.url, session, version, "resources/read", {"uri": "postgres://table/public/items"})
+        assert "items" in read.body["result"]["contents"][0]["text"]
+        completion = session_rpc(server.url, session, version, "completion/complete", {
+            "ref": {"type": "ref/resource", "uri": "postgres://table/{schema}/{table}"},
+            "argument": {"name": "table", "value": "it"}, "context": {"arguments": {"schema": "public"}}})
+        assert completion.body["result"]["completion"]["values"] == ["items"]
+        assert our_backends(pair.primary) == 0
+        assert our_backends(pair.standby) >= 1
+        nodes = request("GET", f"{server.base}/health")[2]["database_nodes"]
+        assert {(entry["node"], entry["role"]) for entry in nodes} == {(f"127.0.0.1:{pair.standby.port}", "standby")}
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(("attrs", "expected"), [("read-only", "standby"), ("standby", "standby"),
+                                                 ("primary", "primary"), ("read-write", "primary"),
+                                                 ("any", "primary")])
+def test_each_target_lands_on_the_node_it_names(pair, tmp_path, attrs, expected):
+    # read-only and read-write mean the node's state, not the read-only default this server sets on its sessions
+    server = start_server(pair.url(pair.primary, pair.standby, attrs=attrs), tmp_path, workers=1, threads=2)
+    try:
+        port = pair.standby.port if expected == "standby" else pair.primary.port
+        for _ in range(3):
+            assert node_of(count_items(server)) == (expected, port)
+    finally:
+        server.stop()
+
+
+def test_reads_move_to_the_primary_when_the_standby_stops_and_back_when_it_returns(pair, tmp_path):
+    url = pair.url(pair.standby, pair.primary, attrs="prefer-standby")
+    server = start_server(url, tmp_path, workers=2, threads=4, env={"POOL_CONNECTION_TIMEOUT": "3000"})
+    try:
+        for _ in range(6):
+            assert node_of(count_items(server))[0] == "standby"
+        devdb.stop_cluster(pair.standby, mode="immediate")
+        stopped = time.monotonic()
+        outcomes = []
+        for _ in range(20):
+            result = count_items(server)
+            outcomes.append((time.monotonic() - stopped, result["isError"], result.get("_meta")))
+        failed = [outcome for outcome in outcomes if outcome[1]]
+        assert not failed, failed  # the dead connections are replaced before the call, or retried once
+        assert all(meta[NODE_KEY]["role"] == "primary" for _, _, meta in outcomes)
+        assert outcomes[0][0] < 10, outcomes[0]
+        devdb.start_cluster(pair.standby, extra_options="-c fsync=off")
+        replication.wait_streaming(pair.primary)
+        assert node_of(count_items(server))[0] == "primary"  # the pool keeps its fallback connections a while
+    finally:
+        server.stop()
+
+
+def test_a_node_promoted_under_an_open_connection_is_reported_as_it_is_now_and_replaced(pair, tmp_path):
+    server = start_server(pair.url(pair.standby, attrs="standby"), tmp_path, workers=1, threads=2)
+    try:
+        assert node_of(count_items(server)) == ("standby", pair.standby.port)
+        replication.promote(pair.standby)
+        # The pooled connection survives the promotion; PostgreSQL tells it in its next reply.
+        result = count_items(server)
+        assert node_of(result) == ("primary", pair.standby.port)
+        # It no longer fits target_session_attrs=standby, so it is closed, and libpq finds no standby now.
+        after = count_items(server)
+        assert after["isError"] is True
+        assert "not in hot standby mode" in after["content"][0]["text"]
+        assert our_backends(pair.standby) == 0
+    finally:
+        server.stop()
+
+
+def test_write_mode_refuses_to_start_on_standbys_only(pair, tmp_path):
+    lines = start_up_failure(pair.url(pair.standby, user="writer"), tmp_path, env={"READ_ONLY": "false"})
+    assert any("READ_ONLY=false needs a primary" in line and "answered as a standby" in line for line in lines), lines
+    with pytest.raises(ConfigError, match="target_session_attrs=prefer-standby sends calls to standbys"):
+        load_settings({"DATABASE_URL": pair.url(pair.primary, pair.standby, attrs="prefer-standby"),
+                       "READ_ONLY": "false"})
+    with pytest.raises(ConfigError, match="target_session_attrs=nearest is not one of"):
+        load_settings({"DATABASE_URL": pair.url(pair.primary, attrs="nearest")})
+
+
+def test_failover_writes_resume_on_the_promoted_standby_without_a_restart(pair, tmp_path):
+    url = pair.url(pair.primary, pair.standby, user="writer")  # write mode asks libpq for a read-write node
+    server = start_server(url, tmp_path, workers=2, threads=4,
+                          env={"READ_ONLY": "false", "POOL_CONNECTION_TIMEOUT": "2000", "HEALTH_CHECK_TIMEOUT": "2000"})
+    insert = "INSERT INTO items VALUES ($1, 'written') RETURNING id"
+    try:
+        assert node_of(call_tool(server, "query", {"sql": insert, "params": [101]})) == ("primary", pair.primary.port)
+        pids = server.proc.pid
+        devdb.stop_cluster(pair.primary, mode="immediate")
+        # The gap: every call ends in a clear, retryable error; readiness says so.
+        gap = call_tool(server, "query", {"sql": insert, "params": [102]})
+        assert gap["isError"] is True
+        assert "database unavailable" in gap["content"][0]["text"] and "retry" in gap["content"][0]["text"]
+        assert request("GET", f"{server.base}/readyz")[0] == 503
+        replication.promote(pair.standby)
+        promoted = time.monotonic()
+        result = wait_until(lambda: _succeeded(call_tool(server, "query", {"sql": insert, "params": [103]})),
+                            timeout=30, what="a write on the promoted standby")
+        assert node_of(result) == ("primary", pair.standby.port)
+        assert time.monotonic() - promoted < 30
+        assert request("GET", f"{server.base}/readyz")[0] == 200
+        for key in range(104, 110):  # every later call succeeds, in whichever worker
+            assert node_of(call_tool(server, "query", {"sql": insert, "params": [key]}))[0] == "primary"
+        assert server.proc.pid == pids and server.proc.poll() is None
+        log = server.log_path.read_text()
+        assert "Worker exiting" not in log and "WORKER TIMEOUT" not in log
+    finally:
+        server.stop()
+
+
+def _succeeded(result: dict[str, Any]) -> dict[str, Any] | None:
+    return None if result["isError"] else result
