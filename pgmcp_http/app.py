@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from pgmcp_http.auth.gate import build_gate
 from pgmcp_http.config import Settings
+from pgmcp_http.fairshare import FairShare
 from pgmcp_http.observability.logs import configure_logging
 from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST
 from pgmcp_http.runtime import Runtime
@@ -19,7 +20,7 @@ from pgmcp_http.serving.disconnect import DisconnectWatcher, WatchDisconnects
 from pgmcp_http.web import auth, metrics, probes, rest
 from pgmcp_http.web.access import AccessLog, HttpSeries
 from pgmcp_http.web.exchange import begin, current, finish
-from pgmcp_http.web.http import BODY_TOO_LARGE, json_response
+from pgmcp_http.web.http import BODY_TOO_LARGE, FAIR_SHARE_KEY, json_response
 from pgmcp_http.web.mcp import PATH, McpEndpoint, rpc_error_body
 from pgmcp_http.web.wellknown import register_metadata
 
@@ -45,6 +46,10 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Flask:
     gate = app.extensions[auth.GATE_KEY] = build_gate(settings, runtime.roles,
                                                       [spec.name for spec in runtime.toolbox.specs()])
     access = app.extensions[ACCESS_KEY] = AccessLog(runtime.metrics, secrets_of(settings))
+    # Built here, in the master before fork (where no call is served): each worker counts its own callers.
+    shares = app.extensions[FAIR_SHARE_KEY] = FairShare(max_concurrent=settings.caller_cap,
+                                                        rate_per_minute=settings.caller_rate_limit,
+                                                        workers=settings.workers)
     app.register_blueprint(rest.bp)
     app.register_blueprint(probes.bp)
     app.register_blueprint(metrics.bp)
@@ -58,7 +63,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     endpoint = McpEndpoint(runtime, gate, access, HttpSeries(runtime.metrics.registry, PATH),
-                           body_limit=settings.max_request_bytes)
+                           body_limit=settings.max_request_bytes, shares=shares)
     # A client that hangs up mid-call gets its statement cancelled (see serving/disconnect.py).
     watcher = DisconnectWatcher(cancel=lambda thread_id: runtime.database().pool.cancel_held_by(thread_id))
     app.extensions["pgmcp.disconnects"] = watcher

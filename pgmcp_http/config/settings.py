@@ -60,6 +60,8 @@ class Settings:
     disabled_tools: tuple[str, ...] = ()
     max_query_cost: float | None = None
     max_estimated_rows: float | None = None
+    caller_max_concurrent: int | None = None
+    caller_rate_limit: int | None = None
     workers: int = 2
     threads: int = 4
     session_secret: bytes = field(default=b"", repr=False)
@@ -91,6 +93,19 @@ class Settings:
     def connections_per_worker(self) -> int:
         """Each worker's share of MAX_CONNECTIONS (validated to be at least 1)."""
         return self.max_connections // self.workers
+
+    @property
+    def caller_cap(self) -> int | None:
+        """The calls one caller may have running at once in a worker (None: no cap): CALLER_MAX_CONCURRENT
+        when set (0 or off: None), else, when callers can be told apart (auth configured), the worker's pool
+        size less one, at least 1: one caller can then never hold every connection (unless the pool has only
+        one), so another caller's call finds one free instead of queueing behind a burst. Without auth every
+        request is the same anonymous caller, and a cap would throttle everyone together: no default cap."""
+        if self.caller_max_concurrent is not None:
+            return self.caller_max_concurrent or None
+        if not self.auth_configured:
+            return None
+        return max(1, self.connections_per_worker - 1)
 
     def secret_values(self) -> list[str]:
         """Values that must never appear in a log line or a response: the database password, the
@@ -196,6 +211,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         disabled_tools=limits.disabled_tools(reader),
         max_query_cost=reader.positive_number("MAX_QUERY_COST"),
         max_estimated_rows=reader.positive_number("MAX_ESTIMATED_ROWS"),
+        caller_max_concurrent=limits.caller_max_concurrent(reader),
+        caller_rate_limit=limits.caller_rate_limit(reader),
         workers=workers,
         threads=reader.integer("THREADS", 4, minimum=1, maximum=256),
         session_secret=session_secret,

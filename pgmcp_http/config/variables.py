@@ -40,7 +40,8 @@ GROUPS: tuple[Group, ...] = (
     Group(_DB, "Database", "Which PostgreSQL to serve, how to log in to it and the pool of connections each "
           "worker keeps."),
     Group(_HTTP, "HTTP", "Where the server listens, MCP sessions, browsers, and what a request may send."),
-    Group(_LIMITS, "Limits", "What SQL may run and how much it may cost or return; which tools are offered."),
+    Group(_LIMITS, "Limits", "What SQL may run and how much it may cost or return; which tools are offered; "
+          "each caller's fair share."),
     Group(_ID, "Identity", "Who is calling (tokens, JWTs, OAuth sign-in), as which PostgreSQL role, and the "
           "audit trail of what each caller did."),
     Group(_OBS, "Observability", "Logs, metrics, health checks and tracing."),
@@ -120,6 +121,13 @@ VARIABLES: tuple[Variable, ...] = (
              "checked at start-up", _LIMITS, see="custom-tools.md"),
     Variable("DISABLE_TOOLS", "(none)", "comma-separated built-in tools not to offer, e.g. `query,analyze_query`",
              _LIMITS, see="custom-tools.md#disabling-built-in-tools"),
+    Variable("CALLER_MAX_CONCURRENT", "(with auth: each worker's pool size less 1, at least 1; without: off)",
+             "calls (`tools/call`, `resources/read`) one caller may have running at once in each worker; one more "
+             "is refused at once with \"busy, retry after 1 s\" (429 on REST). `off` or 0: no cap", _LIMITS,
+             see="security.md#fair-share-per-caller"),
+    Variable("CALLER_RATE_LIMIT", "(off)", "calls per minute each caller may make to the container, split evenly "
+             "between the workers (so approximate); one more is refused at once with \"busy, retry after N s\"",
+             _LIMITS, see="security.md#fair-share-per-caller"),
     # Identity
     Variable("AUTH_TOKENS", "(none: open, with a warning)", "comma-separated tokens accepted on `/mcp` and "
              "`/mcp/tools/*` (16+ characters each; `openssl rand -hex 32`)", _ID, secret=True, see="identity.md"),

@@ -30,10 +30,10 @@ from pgmcp_http.observability.lines import LineWriter, json_line
 
 __all__ = ["OUTCOMES", "AuditTrail", "audit_outcome", "fingerprint"]
 
-OUTCOMES = ("ok", "refused", "error", "timeout", "cancelled")
+OUTCOMES = ("ok", "refused", "error", "timeout", "cancelled", "busy")
 MAX_SQL_CHARS = 10_000
 
-_KEPT = {"ok": "ok", "refused": "refused", "timeout": "timeout", "cancelled": "cancelled"}
+_KEPT = {"ok": "ok", "refused": "refused", "timeout": "timeout", "cancelled": "cancelled", "busy": "busy"}
 
 
 def audit_outcome(detail: str | None, rpc_error: bool) -> str:

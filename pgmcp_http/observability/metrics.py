@@ -49,6 +49,8 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MEMORY_TYPES = ("rss", "heap_used", "heap_total")
 OTHER = "other"
+REFUSAL_REASONS = ("concurrent", "rate")
+REFUSAL_SURFACES = ("mcp", "rest")
 
 
 class MetricsSetupError(RuntimeError):
@@ -117,6 +119,10 @@ class Metrics:
         self.rpc_requests = Counter("postgres_mcp_rpc_requests", "MCP JSON-RPC messages by method, protocol "
                                     "revision, era (handshake, modern, rest) and result (ok, error)",
                                     ["method", "protocol_version", "era", "result"], registry=r)
+        self.caller_refusals = Counter("postgres_mcp_caller_refusals", "Calls refused at once because their "
+                                       "caller was over its fair share, by reason (concurrent: CALLER_MAX_CONCURRENT, "
+                                       "rate: CALLER_RATE_LIMIT) and surface (mcp, rest); never by caller",
+                                       ["reason", "surface"], registry=r)
 
         # The pool.
         self.connections_idle = Gauge("postgres_mcp_connections_idle", "Open database connections not in use",
@@ -152,6 +158,8 @@ class Metrics:
         # Series that exist from the start, so rate() and alerts see a 0 rather than nothing.
         for status in ("success", "error"):
             self.queries.labels(status=status)
+        self._refusal_series = {(reason, surface): self.caller_refusals.labels(reason=reason, surface=surface)
+                                for reason in REFUSAL_REASONS for surface in REFUSAL_SURFACES}
         for tool in sorted(self._tools):
             self.tool_calls.labels(tool=tool, outcome="ok")
             self.slow_calls.labels(tool=tool)
@@ -199,6 +207,12 @@ class Metrics:
         if series is None:
             series = self._rpc_series[labels] = self.rpc_requests.labels(*labels)
         series.inc()
+
+    def caller_refused(self, reason: str, surface: str) -> None:
+        """One call refused for its caller's fair share (``reason`` concurrent or rate, ``surface`` mcp or rest)."""
+        series = self._refusal_series.get((reason, surface))
+        if series is not None:
+            series.inc()
 
     def database_probed(self, ok: bool) -> None:
         self.database_connected.set(1 if ok else 0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mcp_types import PROTOCOL_VERSION_META_KEY
@@ -19,7 +19,7 @@ from pgmcp_http.identity import Caller
 from pgmcp_http.protocol.cancellation import Canceller, RequestTags
 from pgmcp_http.protocol.envelope import RoutingHeaders, read_envelope, unsupported_version
 from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST, RpcError
-from pgmcp_http.protocol.server import CallContext, McpServer
+from pgmcp_http.protocol.server import BusyError, CallContext, McpServer
 from pgmcp_http.protocol.sessions import InvalidSession, SessionCodec
 from pgmcp_http.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS
 
@@ -39,7 +39,9 @@ class Reply:
     ``rejection`` names a transport-level refusal (``malformed``,
     ``missing_session``, ``unknown_session``) for the web
     layer to turn into a status code; ``session_id`` is set on a successful
-    ``initialize``.
+    ``initialize``; ``outcome`` is ``ok``, ``error`` or ``busy`` (refused for
+    the caller's fair share) for a call, what a cancellation did for
+    ``notifications/cancelled``.
     """
 
     body: dict[str, Any] | None
@@ -78,9 +80,11 @@ class Dispatcher:
         self.canceller = canceller
 
     def dispatch(self, message: Any, headers: RoutingHeaders, *, caller: Caller | None = None,
-                 record: CallRecord | None = None) -> Reply:
+                 record: CallRecord | None = None, busy: str | None = None) -> Reply:
         """Answer one message. ``caller`` is who sent it (its SQL runs as the caller's role); ``record``,
-        when the web layer audits this request, receives the revision and client it used."""
+        when the web layer audits this request, receives the revision and client it used; ``busy``, when the
+        caller is over its fair share, is the answer a ``tools/call`` or ``resources/read`` gets instead of
+        running (once the message has passed every check; the reply's ``outcome`` is then ``busy``)."""
         if isinstance(message, list):
             return _malformed("batch requests are not supported; send one JSON-RPC message per POST")
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
@@ -101,8 +105,8 @@ class Dispatcher:
             return self._notification(method, era, headers, params)
         request_id = message["id"]
         if era == MODERN:
-            return self._modern(request_id, method, params, headers, caller, record)
-        return self._handshake(request_id, method, params, headers, caller, record)
+            return self._modern(request_id, method, params, headers, caller, record, busy)
+        return self._handshake(request_id, method, params, headers, caller, record, busy)
 
     @staticmethod
     def _era(method: str, params: Mapping[str, Any] | None, headers: RoutingHeaders) -> str:
@@ -149,7 +153,8 @@ class Dispatcher:
         return "cancelled" if stopped else "not_running"
 
     def _modern(self, request_id: Any, method: str, params: Mapping[str, Any] | None,
-                headers: RoutingHeaders, caller: Caller | None, record: CallRecord | None) -> Reply:
+                headers: RoutingHeaders, caller: Caller | None, record: CallRecord | None,
+                busy: str | None = None) -> Reply:
         try:
             envelope = read_envelope(method, params, headers)
         except RpcError as exc:
@@ -159,11 +164,12 @@ class Dispatcher:
             record.note_client(envelope.client_info)
         ctx = CallContext(era=MODERN, version=envelope.version, client_info=envelope.client_info,
                           cancel_tag=self._tag(method, _modern_scope(headers), request_id), caller=caller,
-                          record=record)
+                          record=record, busy=busy)
         return self._call(request_id, method, params, ctx)
 
     def _handshake(self, request_id: Any, method: str, params: Mapping[str, Any] | None,
-                   headers: RoutingHeaders, caller: Caller | None, record: CallRecord | None) -> Reply:
+                   headers: RoutingHeaders, caller: Caller | None, record: CallRecord | None,
+                   busy: str | None = None) -> Reply:
         if method == "initialize":
             try:
                 result, version = self.server.initialize(params)
@@ -190,7 +196,7 @@ class Dispatcher:
             record.client_name, record.client_version = claims.client_name, claims.client_version
         ctx = CallContext(era=HANDSHAKE, version=claims.version, session_nonce=claims.nonce,
                           cancel_tag=self._tag(method, _session_scope(claims.nonce), request_id), caller=caller,
-                          record=record)
+                          record=record, busy=busy)
         return self._call(request_id, method, params, ctx)
 
     def _tag(self, method: str, scope: str, request_id: Any) -> str | None:
@@ -202,6 +208,9 @@ class Dispatcher:
         tool = params.get("name") if method == "tools/call" and isinstance(params, Mapping) else None
         try:
             result = self.server.handle(method, params, ctx)
+        except BusyError as exc:
+            refused = _error(request_id, exc, era=ctx.era, method=method, version=ctx.version)
+            return replace(refused, outcome="busy")
         except RpcError as exc:
             return _error(request_id, exc, era=ctx.era, method=method, version=ctx.version)
         except Exception:
@@ -210,7 +219,7 @@ class Dispatcher:
                           era=ctx.era, method=method, version=ctx.version)
         outcome = None
         if method == "tools/call":
-            outcome = "error" if result.get("isError") else "ok"
+            outcome = ("busy" if ctx.busy is not None else "error") if result.get("isError") else "ok"
         return Reply(body={"jsonrpc": "2.0", "id": request_id, "result": result}, era=ctx.era, method=method,
                      version=ctx.version, tool=tool if isinstance(tool, str) else None, outcome=outcome)
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from pgmcp_http.callrecord import CallRecord
 from pgmcp_http.errors import ForbiddenError, NotFoundError, UnavailableError
+from pgmcp_http.fairshare import SHARED_METHODS
 from pgmcp_http.identity import Caller
 from pgmcp_http.protocol.errors import (
     INTERNAL_ERROR,
@@ -38,7 +39,7 @@ from pgmcp_http.protocol.providers import (
 from pgmcp_http.protocol.shapes import shape_result
 from pgmcp_http.protocol.versions import MODERN_VERSIONS, at_least, negotiate
 
-__all__ = ["CallContext", "McpServer", "ServerIdentity"]
+__all__ = ["BusyError", "CallContext", "McpServer", "ServerIdentity"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class CallContext:
     """Who is calling, in which era and revision; ``cancel_tag`` names this request for cancellation,
-    ``caller`` is whose role its SQL runs as, ``record`` collects what the audit trail says of it."""
+    ``caller`` is whose role its SQL runs as, ``record`` collects what the audit trail says of it; ``busy``,
+    when the web layer found the caller over its fair share, is what to answer instead of running the call."""
 
     era: str
     version: str
@@ -55,6 +57,7 @@ class CallContext:
     cancel_tag: str | None = None
     caller: Caller | None = None
     record: CallRecord | None = None
+    busy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ class ServerIdentity:
 
 
 Handler = Callable[[dict[str, Any], CallContext], dict[str, Any]]
+
+
+class BusyError(RpcError):
+    """A ``resources/read`` refused for its caller's fair share (the web layer counts it apart)."""
 
 
 class McpServer:
@@ -119,7 +126,17 @@ class McpServer:
         handler = self._handlers.get(method)
         if handler is None:
             raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method}", method)
+        if ctx.busy is not None and method in SHARED_METHODS:
+            return self._busy(method, ctx.busy, ctx)
         result = handler(dict(params or {}), ctx)
+        return shape_result(method, ctx.version, result, server_info=self.identity.info())
+
+    def _busy(self, method: str, message: str, ctx: CallContext) -> dict[str, Any]:
+        """The answer to a call refused for its caller's fair share: an ``isError`` result for a tool, an
+        error for a resource (which has no error result); nothing runs."""
+        if method != "tools/call":
+            raise BusyError(INTERNAL_ERROR, message)
+        result = {"content": [{"type": "text", "text": message}], "isError": True}
         return shape_result(method, ctx.version, result, server_info=self.identity.info())
 
     # -- handlers ----------------------------------------------------------

@@ -8,15 +8,23 @@ import orjson
 from flask import Response, current_app
 
 from pgmcp_http.config import LOOPBACK_NAMES, Settings
+from pgmcp_http.fairshare import FairShare
 from pgmcp_http.runtime import Runtime
 
-__all__ = ["BODY_TOO_LARGE", "MAX_JSON_DEPTH", "forbidden_host", "forbidden_origin", "json_response",
-           "rebinding_refusal", "runtime", "secrets", "too_deep"]
+__all__ = ["BODY_TOO_LARGE", "FAIR_SHARE_KEY", "MAX_JSON_DEPTH", "fair_share", "forbidden_host", "forbidden_origin",
+           "json_response", "rebinding_refusal", "runtime", "secrets", "too_deep"]
+
+FAIR_SHARE_KEY = "pgmcp.fair_share"
 
 
 def runtime() -> Runtime:
     """The app's Runtime (see :mod:`pgmcp_http.runtime`)."""
     return current_app.extensions["pgmcp"]  # type: ignore[no-any-return]
+
+
+def fair_share() -> FairShare:
+    """The app's :class:`~pgmcp_http.fairshare.FairShare` (this worker's counters)."""
+    return current_app.extensions[FAIR_SHARE_KEY]  # type: ignore[no-any-return]
 
 
 def secrets() -> list[str]:

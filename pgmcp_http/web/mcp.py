@@ -24,6 +24,8 @@ import orjson
 from gunicorn.http.errors import ParseException
 
 from pgmcp_http.auth.gate import Challenge, Gate
+from pgmcp_http.fairshare import NO_TURN, SHARED_METHODS, FairShare, Turn
+from pgmcp_http.identity import Caller
 from pgmcp_http.protocol import Reply, RoutingHeaders
 from pgmcp_http.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR
 from pgmcp_http.runtime import Runtime
@@ -144,12 +146,13 @@ class McpEndpoint:
     """The WSGI application of ``/mcp``: POST answers one JSON-RPC message; GET and DELETE are 405."""
 
     def __init__(self, runtime: Runtime, gate: Gate, access: AccessLog, http: HttpSeries, *,
-                 body_limit: int) -> None:
+                 body_limit: int, shares: FairShare | None = None) -> None:
         self.runtime = runtime
         self.gate = gate
         self.access = access
         self.http = http
         self.body_limit = body_limit
+        self.shares = shares or FairShare()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         exchange = begin(environ.get("HTTP_X_REQUEST_ID"))
@@ -237,13 +240,16 @@ class McpEndpoint:
         return None if len(data) > self.body_limit else data
 
     def _dispatch(self, message: Any, headers: WsgiHeaders, exchange: Exchange) -> Answer:
-        with _trail(self.runtime, message, headers) as trail:
+        with _trail(self.runtime, message, headers) as trail, self._turn(message, trail.caller) as busy:
             reply = self.runtime.dispatcher.dispatch(message, _routing_headers(headers, exchange.caller),
-                                                     caller=trail.caller, record=trail.record)
+                                                     caller=trail.caller, record=trail.record,
+                                                     busy=busy.message if busy is not None else None)
             trail.replied(version=reply.version, body=reply.body, error_code=reply.error_code,
-                          tool_error=reply.outcome == "error")
+                          tool_error=reply.outcome in ("error", "busy"))
             note(mcp_method=reply.method, mcp_version=reply.version, mcp_era=reply.era, tool=reply.tool,
                  outcome=reply.outcome, rpc_error=reply.error_code)
+            if busy is not None and reply.outcome == "busy":
+                trail.turned_away(busy, surface="mcp")
             extra = [("Mcp-Session-Id", reply.session_id)] if reply.session_id else []
             if reply.body is None:
                 answer: Answer = (_status(reply), extra, b"")
@@ -251,6 +257,14 @@ class McpEndpoint:
                 answer = _json(_status(reply), reply.body, extra)
             trail.sent(len(answer[2]))
         return answer
+
+
+    def _turn(self, message: Any, caller: Caller | None) -> Turn:
+        """The caller's turn for a call that counts towards its fair share (``tools/call`` and
+        ``resources/read`` requests); every other message holds nothing."""
+        if isinstance(message, dict) and message.get("method") in SHARED_METHODS and "id" in message:
+            return self.shares.turn(caller)
+        return NO_TURN
 
 
 def _trail(runtime: Runtime, message: Any, headers: Mapping[str, str]) -> Trail:

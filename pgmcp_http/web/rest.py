@@ -3,7 +3,8 @@
 Same tools, same results as MCP's ``tools/call`` (the 2025-11-25 shapes): a
 tool failure is HTTP 200 with ``isError: true``; only a malformed request or
 an unknown tool is a 4xx, with the reason in the first bytes of the body
-(the federation shows only the first 256).
+(the federation shows only the first 256), and a caller over its fair share
+gets 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pgmcp_http.errors import NotFoundError
 from pgmcp_http.protocol import tool_entry, tool_result
 from pgmcp_http.web.auth import CHALLENGE_STATUS, GATE_KEY, authorize, challenge_headers, scope_refusal
 from pgmcp_http.web.exchange import note
-from pgmcp_http.web.http import MAX_JSON_DEPTH, json_response, rebinding_refusal, runtime, too_deep
+from pgmcp_http.web.http import MAX_JSON_DEPTH, fair_share, json_response, rebinding_refusal, runtime, too_deep
 from pgmcp_http.web.trail import Trail
 
 __all__ = ["bp"]
@@ -68,15 +69,26 @@ def tools_call() -> Response:
     if refusal is not None:
         note(outcome="insufficient_scope")
         return json_response(refusal.body, CHALLENGE_STATUS[refusal.kind], dict(challenge_headers(refusal)))
-    with Trail(runtime(), method="tools/call", params=body, headers=request.headers) as trail:
-        try:
-            outcome = runtime().toolbox.call(body["name"], arguments, caller=trail.caller, record=trail.record)
-        except NotFoundError as exc:
-            trail.replied(version=None, body={"error": {"message": str(exc)}})
-            response = _client_error(404, str(exc))
+    with (Trail(runtime(), method="tools/call", params=body, headers=request.headers) as trail,
+          fair_share().turn(trail.caller) as busy):
+        if busy is not None:  # over its fair share: refused at once, nothing runs
+            trail.replied(version=None, body=None, tool_error=True)
+            trail.turned_away(busy, surface="rest")
+            response = json_response({"error": busy.message, "isError": True}, 429,
+                                     {"Retry-After": str(busy.retry_after_s)})
         else:
-            trail.replied(version=None, body=None, tool_error=outcome.is_error)
-            note(outcome=outcome.outcome)
-            response = json_response(tool_result(outcome, structured=True))
+            response = _run(body["name"], arguments, trail)
         trail.sent(response.calculate_content_length())
     return response
+
+
+def _run(name: str, arguments: dict[str, Any], trail: Trail) -> Response:
+    """Run the tool for the trail's caller: its result, or 404 for a tool this server does not offer."""
+    try:
+        outcome = runtime().toolbox.call(name, arguments, caller=trail.caller, record=trail.record)
+    except NotFoundError as exc:
+        trail.replied(version=None, body={"error": {"message": str(exc)}})
+        return _client_error(404, str(exc))
+    trail.replied(version=None, body=None, tool_error=outcome.is_error)
+    note(outcome=outcome.outcome)
+    return json_response(tool_result(outcome, structured=True))

@@ -16,10 +16,11 @@ from types import TracebackType
 from typing import Any
 
 from pgmcp_http.callrecord import CallRecord
+from pgmcp_http.fairshare import Busy
 from pgmcp_http.identity import Caller
 from pgmcp_http.observability.tracing import ServerSpan, incoming_trace_id
 from pgmcp_http.runtime import Runtime
-from pgmcp_http.web.exchange import current
+from pgmcp_http.web.exchange import current, note
 
 __all__ = ["AUDITED_METHODS", "Trail"]
 
@@ -68,6 +69,14 @@ class Trail:
         if self.record is not None and self.record.protocol_version is None:
             self.record.protocol_version = version
         self.span.finish(version=version, error_code=error_code, error_message=self._error, tool_error=tool_error)
+
+    def turned_away(self, busy: Busy, *, surface: str) -> None:
+        """The call was refused for its caller's fair share (``surface``: mcp or rest): the audit record
+        says ``busy`` and why, the refusal is counted (by reason, never by caller), the access line says so."""
+        if self.record is not None:
+            self.record.outcome, self.record.reason = "busy", busy.message
+        self.runtime.metrics.caller_refused(busy.reason, surface)
+        note(outcome="busy")
 
     def sent(self, size: int | None) -> None:
         """The response about to go out: its size in bytes is the record's ``bytes``."""
