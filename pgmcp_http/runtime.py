@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 
 import psycopg2
 import psycopg2.extensions as ext
@@ -27,7 +28,8 @@ from pgmcp_http.db import Canceller, ConnectOptions, Database, DatabaseError, Po
 from pgmcp_http.db.credentials import ConnectionSecrets, connection_secrets
 from pgmcp_http.db.login_role import login_role_refusal, startup_report
 from pgmcp_http.db.nodes import role_now
-from pgmcp_http.db.routing import fits, session_attrs
+from pgmcp_http.db.replica_lag import LagWatch
+from pgmcp_http.db.routing import fits, hosts, requested, session_attrs
 from pgmcp_http.identity import RolePolicy
 from pgmcp_http.observability.audit import AuditTrail
 from pgmcp_http.observability.cgroup import memory_limit_bytes
@@ -174,6 +176,10 @@ class Runtime:
         settings = self.settings
         options = connect_options(settings)
         attrs = session_attrs(options.dsn, options.libpq_params, read_only=options.read_only)
+        lag = LagWatch(max_lag_s=settings.max_replica_lag_s, observer=self.metrics.replica_measured)
+        # While a standby is too far behind, new connections go to the primary, where the URL allows it.
+        to_primary = replace(options, libpq_params={**options.libpq_params, "target_session_attrs": "primary"}) \
+            if requested(options.dsn, options.libpq_params) in (None, "", "any", "prefer-standby") else options
 
         def keep(conn: ext.connection) -> bool:
             """Whether a connection still fits DATABASE_URL's target_session_attrs after a call."""
@@ -181,7 +187,7 @@ class Runtime:
                         age_s=time.monotonic() - conn.opened_at)
 
         pool = Pool(
-            connect=lambda: self._connect(options),
+            connect=lambda: self._connect(to_primary if lag.avoiding() else options),
             size=settings.connections_per_worker,
             acquire_timeout_s=settings.pool_connection_timeout_ms / 1000,
             idle_timeout_s=settings.pool_idle_timeout_ms / 1000,
@@ -190,7 +196,8 @@ class Runtime:
         )
         log.info("database pool ready", extra={"pool_size": pool.size, "pid": os.getpid()})
         return Database(pool=pool, read_only=settings.read_only, timeout_ms=settings.query_timeout_ms,
-                        search_path=settings.allowed_schemas)
+                        search_path=settings.allowed_schemas, lag=lag,
+                        hosts=max(1, len(hosts(options.dsn, options.libpq_params))))
 
     def _connect(self, options: ConnectOptions) -> ext.connection:
         """A new pooled connection; with per-caller roles, refused (fail closed) when its login role turns

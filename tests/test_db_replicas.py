@@ -220,3 +220,63 @@ def test_failover_writes_resume_on_the_promoted_standby_without_a_restart(pair, 
 
 def _succeeded(result: dict[str, Any]) -> dict[str, Any] | None:
     return None if result["isError"] else result
+
+
+def _standby_received_more_than_replayed(standby: devdb.Cluster) -> bool:
+    return devdb.psql(standby, sql="SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()").strip() == "t"
+
+
+def test_the_stale_read_guard_moves_or_refuses_calls_on_a_lagging_standby(pair, tmp_path):
+    prefer = pair.url(pair.primary, pair.standby, attrs="prefer-standby")
+    guarded = start_server(prefer, tmp_path, workers=2, threads=4, env={"MAX_REPLICA_LAG": "1"})
+    standby_only = start_server(pair.url(pair.primary, pair.standby, attrs="standby"), tmp_path, workers=1,
+                                threads=2, env={"MAX_REPLICA_LAG": "1"})
+    unguarded = start_server(prefer, tmp_path, workers=1, threads=2)
+    probe = {"sql": "SELECT count(*) AS n FROM items WHERE id = 1000"}
+    try:
+        for server in (guarded, standby_only, unguarded):
+            result = call_tool(server, "query", probe)
+            assert node_of(result) == ("standby", pair.standby.port)
+        assert 0 <= call_tool(guarded, "query", probe)["_meta"][NODE_KEY]["lag_s"] < 1
+
+        replication.pause_replay(pair.standby)
+        devdb.psql(pair.primary, dbname="app", sql="INSERT INTO items VALUES (1000, 'fresh')")
+        inserted = time.monotonic()
+        wait_until(lambda: _standby_received_more_than_replayed(pair.standby), what="WAL waiting to be replayed")
+
+        # Within MAX_REPLICA_LAG a standby may answer; after it, a call sees the row or is refused, never 0 rows.
+        seen = []
+        while time.monotonic() - inserted < 4:
+            started = time.monotonic() - inserted
+            result = call_tool(guarded, "query", probe)
+            seen.append((started, result["structuredContent"]["rows"][0]["n"], result["_meta"][NODE_KEY]))
+        late = [(n, meta["role"]) for started, n, meta in seen if started > 1.0]
+        assert late and set(late) == {(1, "primary")}, seen
+
+        refused = call_tool(standby_only, "query", probe)
+        assert refused["isError"] is True
+        text = refused["content"][0]["text"]
+        assert text.startswith(f"stale read refused: the standby 127.0.0.1:{pair.standby.port} is ")
+        assert "s behind the primary (MAX_REPLICA_LAG=1)" in text and "nothing was run" in text
+
+        # Without the guard the standby still answers, and the result says how far behind it is.
+        stale = call_tool(unguarded, "query", probe)
+        assert stale["structuredContent"]["rows"] == [{"n": 0}]
+        assert stale["_meta"][NODE_KEY]["role"] == "standby" and stale["_meta"][NODE_KEY]["lag_s"] > 1
+
+        def health_lag() -> float | None:  # measured again at most every 5 s, on a call's connection
+            call_tool(unguarded, "query", probe)
+            nodes = request("GET", f"{unguarded.base}/health")[2]["database_nodes"]
+            assert [entry["role"] for entry in nodes] == ["standby"]
+            return nodes[0]["replay_lag_seconds"] if nodes[0]["replay_lag_seconds"] > 1 else None
+
+        assert wait_until(health_lag, timeout=20, interval=0.5, what="/health showing the replay lag") > 1
+
+        replication.resume_replay(pair.standby)
+        result = wait_until(lambda: _succeeded(call_tool(standby_only, "query", probe)), timeout=30,
+                            what="the standby serving again once it caught up")
+        assert node_of(result) == ("standby", pair.standby.port)
+        assert result["structuredContent"]["rows"] == [{"n": 1}]
+    finally:
+        for server in (guarded, standby_only, unguarded):
+            server.stop()

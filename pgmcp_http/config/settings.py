@@ -58,6 +58,7 @@ class Settings:
     max_result_bytes: int = 1_048_576
     tools_file: str | None = None
     disabled_tools: tuple[str, ...] = ()
+    max_replica_lag_s: float | None = None
     max_query_cost: float | None = None
     max_estimated_rows: float | None = None
     caller_max_concurrent: int | None = None
@@ -209,6 +210,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_result_bytes=reader.integer("MAX_RESULT_BYTES", 1_048_576, minimum=1024, maximum=64 * 1_048_576),
         tools_file=reader.path("TOOLS_FILE"),
         disabled_tools=limits.disabled_tools(reader),
+        max_replica_lag_s=reader.positive_number("MAX_REPLICA_LAG"),
         max_query_cost=reader.positive_number("MAX_QUERY_COST"),
         max_estimated_rows=reader.positive_number("MAX_ESTIMATED_ROWS"),
         caller_max_concurrent=limits.caller_max_concurrent(reader),

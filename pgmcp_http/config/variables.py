@@ -61,6 +61,9 @@ VARIABLES: tuple[Variable, ...] = (
              "new connection is made, so a rotated URL is picked up", _DB, see="deploy/credentials.md"),
     Variable("MAX_CONNECTIONS", "10", "database connections for the whole container, split evenly between "
              "workers", _DB, see="performance.md"),
+    Variable("MAX_REPLICA_LAG", "(none)", "seconds a standby may be behind the primary and still answer; a call "
+             "on a standby further behind moves to a fresher node where DATABASE_URL allows it, or is refused "
+             "with an error saying how far behind", _DB, see="performance.md#the-stale-read-guard"),
     Variable("POOL_IDLE_TIMEOUT", "30000", "ms an unused connection stays open before it is closed", _DB),
     Variable("POOL_CONNECTION_TIMEOUT", "2000",
              "ms to wait for a free connection (and to connect) before answering \"server busy\"", _DB),

@@ -1,12 +1,16 @@
-"""The worker's access to PostgreSQL: its pool and transaction defaults in one handle."""
+"""The worker's access to PostgreSQL: its pool, transaction defaults and stale-read guard in one handle."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pgmcp_http.db.errors import RoleRefused
+import psycopg2
+import psycopg2.extensions as ext
+
+from pgmcp_http.db.errors import ConnectionLost, RoleRefused
 from pgmcp_http.db.pool import Pool
+from pgmcp_http.db.replica_lag import LagWatch, StandbyBehind
 from pgmcp_http.db.run import Transaction, transaction
 from pgmcp_http.db.types import TypeNames
 from pgmcp_http.identity import Caller
@@ -18,8 +22,10 @@ class Database:
     """Hands out transactions on pooled connections with the server's limits applied."""
 
     def __init__(self, *, pool: Pool, read_only: bool, timeout_ms: int,
-                 search_path: tuple[str, ...] = ()) -> None:
+                 search_path: tuple[str, ...] = (), lag: LagWatch | None = None, hosts: int = 1) -> None:
         self.pool = pool
+        self.lag = lag
+        self.hosts = hosts  # how many hosts DATABASE_URL names: how many other nodes a lagging call may try
         self.read_only = read_only
         self.timeout_ms = timeout_ms
         self.search_path = search_path
@@ -35,7 +41,7 @@ class Database:
         statement sent."""
         if caller is not None and caller.refusal is not None:
             raise RoleRefused(caller.refusal)
-        with self.pool.connection() as conn, transaction(
+        with self._connection() as conn, transaction(
             conn,
             read_only=True,
             server_read_only=self.read_only,
@@ -49,6 +55,47 @@ class Database:
         ) as tx:
             yield tx
 
+    @contextmanager
+    def _connection(self) -> Iterator[ext.connection]:
+        """A pooled connection on a node no further behind than MAX_REPLICA_LAG.
+
+        A connection on a standby too far behind is closed and another is
+        taken; new connections meanwhile go to the primary when the URL allows
+        it (see :meth:`LagWatch.avoid_standbys`). Each try either closes a
+        lagging pooled connection or opens a new one, so the tries are
+        bounded; when none fits, StandbyBehind says how far behind and what to do.
+        """
+        if self.lag is None:
+            with self.pool.connection() as conn:
+                yield conn
+            return
+        behind: list[tuple[str, float]] = []
+        for _ in range(self.pool.size + self.hosts + 1):
+            with self.pool.connection() as conn:
+                try:
+                    bound = self.lag.bound(conn)
+                except psycopg2.Error as exc:
+                    conn.close()
+                    raise ConnectionLost(f"database unavailable: the connection was lost ({_first_line(exc)})"
+                                         ) from None
+                if not self.lag.too_far(bound):
+                    conn.lag_s = bound  # type: ignore[attr-defined]  # what the result says of freshness
+                    yield conn
+                    return
+                behind.append((conn.node.name, bound or 0.0))  # type: ignore[attr-defined]
+                self.lag.avoid_standbys()
+                conn.close()  # the pool replaces it; the next one may land elsewhere
+        raise StandbyBehind(self._behind_message(behind))
+
+    def _behind_message(self, behind: list[tuple[str, float]]) -> str:
+        name, seconds = max(behind, key=lambda item: item[1])
+        limit = self.lag.max_lag_s if self.lag is not None else 0
+        return (f"stale read refused: the standby {name} is {seconds:.1f} s behind the primary "
+                f"(MAX_REPLICA_LAG={limit:g}) and no node within DATABASE_URL's target_session_attrs was "
+                "fresher; nothing was run. Retry in a few seconds, when it has caught up, or ask the operator to "
+                "check the standby's replay (pg_stat_wal_receiver, replay paused or conflicts) or to allow the "
+                "primary (target_session_attrs=prefer-standby)")
+
     def ping(self, *, timeout_s: float) -> None:
         """Prove PostgreSQL answers within about ``timeout_s``: waits that long at most for a
         connection, then runs ``SELECT 1`` under a statement timeout of the same length."""
@@ -60,3 +107,8 @@ class Database:
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

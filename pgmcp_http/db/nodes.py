@@ -28,6 +28,7 @@ class Node:
     host: str
     port: int
     role: str
+    lag_s: float | None = None  # at most this far behind the primary (a standby, when measured)
 
     @property
     def name(self) -> str:
@@ -42,6 +43,7 @@ class NodeConnection(ext.connection):
     node: Node
     opened_at: float
     greeted: str | None
+    lag_s: float | None = None  # set per checkout by the stale-read guard (see pgmcp_http.db.replica_lag)
 
 
 def describe(conn: NodeConnection, *, now: float) -> Node:

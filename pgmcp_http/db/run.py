@@ -42,7 +42,7 @@ from pgmcp_http.db.errors import (
     QueryTimeout,
     RoleUnavailable,
 )
-from pgmcp_http.db.nodes import Node, role_now
+from pgmcp_http.db.nodes import PRIMARY, Node, role_now
 from pgmcp_http.db.types import TypeNames
 from pgmcp_http.identity import Caller
 
@@ -113,7 +113,10 @@ class Transaction:
         if node is None or not self.ran:
             return None
         role = role_now(self.conn)  # type: ignore[arg-type]
-        return node if role == node.role else Node(host=node.host, port=node.port, role=role)
+        lag_s = getattr(self.conn, "lag_s", None) if role != PRIMARY else None
+        if role == node.role and lag_s is None:
+            return node
+        return Node(host=node.host, port=node.port, role=role, lag_s=lag_s)
 
     def make_writable(self) -> None:
         """Ask for a READ WRITE transaction committed on success (write mode only).

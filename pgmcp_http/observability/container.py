@@ -81,15 +81,21 @@ _POOL = {"postgres_mcp_connections_max": "pool_total", "postgres_mcp_connections
 def node_figures(families: Iterable[Metric], *, own_pid: int) -> list[dict[str, object]]:
     """Each live worker's connections by database node, from ``postgres_mcp_pool_node_connections`` (a
     ``liveall`` gauge: one series per process, labelled with its pid; without multiprocess files, this
-    process's own)."""
+    process's own), with a standby's replay lag as that worker last measured it."""
     found: list[dict[str, object]] = []
+    lags: dict[tuple[int, str], float] = {}
     for family in families:
         for sample in family.samples:
-            if sample.name != "postgres_mcp_pool_node_connections" or sample.value <= 0:
-                continue
             labels = sample.labels
-            found.append({"worker": int(labels.get("pid", own_pid)), "node": labels["node"], "role": labels["role"],
-                          "connections": int(sample.value)})
+            worker = int(labels.get("pid", own_pid))
+            if sample.name == "postgres_mcp_replica_lag_seconds":
+                lags[(worker, labels["node"])] = round(sample.value, 3)
+            elif sample.name == "postgres_mcp_pool_node_connections" and sample.value > 0:
+                found.append({"worker": worker, "node": labels["node"], "role": labels["role"],
+                              "connections": int(sample.value)})
+    for entry in found:
+        if entry["role"] == "standby" and (entry["worker"], entry["node"]) in lags:
+            entry["replay_lag_seconds"] = lags[(entry["worker"], entry["node"])]  # type: ignore[index]
     return sorted(found, key=lambda entry: (entry["worker"], entry["node"]))  # type: ignore[return-value]
 
 

@@ -112,7 +112,7 @@ class Metrics:
 
         # Tools, slow calls, MCP methods.
         self.tool_calls = Counter("postgres_mcp_tool_calls", "Tool calls by tool and outcome (ok, refused, "
-                                  "timeout, cancelled, db_error, busy, unavailable, invalid_arguments, error)",
+                                  "timeout, cancelled, db_error, busy, unavailable, stale, invalid_arguments, error)",
                                   ["tool", "outcome"], registry=r)
         self.slow_calls = Counter("postgres_mcp_slow_queries", "Tool calls slower than SLOW_QUERY_MS", ["tool"],
                                   registry=r)
@@ -137,6 +137,9 @@ class Metrics:
                                 "(pid), by node (host:port as libpq reached it) and role (primary, standby)",
                                 ["node", "role"], registry=r, multiprocess_mode="liveall")
         self._nodes_written: tuple[int, int, frozenset[tuple[str, str]]] = (0, -1, frozenset())
+        self.replica_lag = Gauge("postgres_mcp_replica_lag_seconds", "How far behind the primary each standby "
+                                 "was at each worker's (pid) latest measurement: 0 while replay keeps up with the "
+                                 "WAL received", ["node"], registry=r, multiprocess_mode="liveall")
         self.pool_wait = Histogram("postgres_mcp_pool_wait_seconds",
                                    "Time calls waited for a connection, when every one was in use",
                                    buckets=WAIT_BUCKETS, registry=r)
@@ -257,6 +260,10 @@ class Metrics:
         for (node, role), count in nodes.items():
             self.pool_nodes.labels(node=node, role=role).set(count)
         self._nodes_written = (pid, generation, frozenset(nodes))
+
+    def replica_measured(self, node: str, seconds: float) -> None:
+        """A standby's lag as a worker just measured it (the LagWatch's observer)."""
+        self.replica_lag.labels(node=node).set(seconds)
 
     def pool_waited(self, seconds: float, *, timed_out: bool) -> None:
         self.pool_wait.observe(seconds)

@@ -34,6 +34,7 @@ from pgmcp_http.db import (
     RoleRefused,
     RoleUnavailable,
 )
+from pgmcp_http.db.replica_lag import StandbyBehind
 from pgmcp_http.errors import NotFoundError
 from pgmcp_http.identity import Caller
 from pgmcp_http.sqlguard import Approved, Refusal
@@ -66,7 +67,10 @@ class ToolOutcome:
         """The result's ``_meta``: which node answered (``pgmcp-http/node``), when one did."""
         if self.node is None:
             return None
-        return {NODE_META_KEY: {"role": self.node.role, "node": self.node.name}}
+        node: dict[str, Any] = {"role": self.node.role, "node": self.node.name}
+        if self.node.lag_s is not None:
+            node["lag_s"] = round(self.node.lag_s, 3)
+        return {NODE_META_KEY: node}
 
     @property
     def is_error(self) -> bool:
@@ -245,6 +249,8 @@ class Toolbox:
             return _failure(f"PostgreSQL error: {exc.describe()}", "db_error")
         except (PoolTimeout, PoolClosed) as exc:
             return _failure(str(exc), "busy")
+        except StandbyBehind as exc:
+            return _failure(str(exc), "stale")
         except DatabaseUnavailable as exc:
             return _failure(f"{exc}; retry later", "unavailable")
 
