@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2
+
 from devkit.devdb import Cluster, DevDbError, free_port
 
 __all__ = ["Pooler", "start_pgbouncer"]
@@ -46,6 +48,22 @@ class Pooler:
         """A URL through the pooler (it authenticates clients by trust, PostgreSQL by password)."""
         return f"postgresql://{user}:{password}@{self.host}:{self.port}/{dbname}"
 
+    def repoint(self, cluster: Cluster) -> None:
+        """Send new server connections to ``cluster`` (what a failover hook does): rewrite the ini file's
+        database line and ``RELOAD`` through the admin console."""
+        ini = self.base / "pgbouncer.ini"
+        lines = ini.read_text().splitlines(keepends=True)
+        lines = [f"* = host={cluster.host} port={cluster.port}\n" if line.startswith("* = ") else line
+                 for line in lines]
+        ini.write_text("".join(lines))
+        conn = psycopg2.connect(host=self.host, port=self.port, user="postgres", dbname="pgbouncer")
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("RELOAD")
+        finally:
+            conn.close()
+
     def stop(self) -> None:
         """SIGTERM (PgBouncer exits at once, closing its connections), then wait."""
         if self.proc.poll() is None:
@@ -57,8 +75,10 @@ class Pooler:
                 self.proc.wait()
 
 
-def _ini(cluster: Cluster, base: Path, port: int, *, pool_size: int, ignore_options: bool) -> str:
+def _ini(cluster: Cluster, base: Path, port: int, *, pool_size: int, ignore_options: bool,
+         settings: dict[str, str]) -> str:
     ignored = "extra_float_digits, options" if ignore_options else "extra_float_digits"
+    extra = "".join(f"{name} = {value}\n" for name, value in settings.items())
     return f"""[databases]
 * = host={cluster.host} port={cluster.port}
 
@@ -77,17 +97,18 @@ server_reset_query =
 logfile = {base}/pgbouncer.log
 pidfile = {base}/pgbouncer.pid
 admin_users = postgres
-"""
+{extra}"""
 
 
 def start_pgbouncer(cluster: Cluster, base: Path, *, users: dict[str, str], pool_size: int = 4,
-                    ignore_options: bool = False) -> Pooler:
+                    ignore_options: bool = False, settings: dict[str, str] | None = None) -> Pooler:
     """Start PgBouncer in transaction mode in front of ``cluster`` and wait until it accepts connections.
 
     ``users`` maps each role to its password (PgBouncer logs in to PostgreSQL
     with it). Without ``ignore_options`` a client that sends the libpq
     ``options`` startup parameter is refused ("unsupported startup parameter"),
-    PgBouncer's default; with it, the parameter is accepted and silently dropped.
+    PgBouncer's default; with it, the parameter is accepted and silently dropped. ``settings`` adds lines
+    to the ``[pgbouncer]`` section (``query_wait_timeout``...).
     """
     if not Path(PGBOUNCER).exists():
         raise DevDbError(f"{PGBOUNCER} not found: apt-get install -y pgbouncer "
@@ -96,7 +117,8 @@ def start_pgbouncer(cluster: Cluster, base: Path, *, users: dict[str, str], pool
     port = free_port()
     (base / "userlist.txt").write_text("".join(f'"{user}" "{password}"\n' for user, password in users.items()))
     ini = base / "pgbouncer.ini"
-    ini.write_text(_ini(cluster, base, port, pool_size=pool_size, ignore_options=ignore_options))
+    ini.write_text(_ini(cluster, base, port, pool_size=pool_size, ignore_options=ignore_options,
+                        settings=settings or {}))
     as_postgres: dict[str, str] = {}
     if os.geteuid() == 0:
         for path in (base, base / "userlist.txt", ini):

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from devkit import devdb, replication
+from devkit import devdb, pooler, replication
 from pgmcp_http.config import ConfigError, load_settings
 from tests.helpers import (
     ServerProcess,
@@ -216,6 +216,37 @@ def test_failover_writes_resume_on_the_promoted_standby_without_a_restart(pair, 
         assert "Worker exiting" not in log and "WORKER TIMEOUT" not in log
     finally:
         server.stop()
+
+
+def test_failover_through_pgbouncer_resumes_once_the_pooler_points_at_the_new_primary(pair, tmp_path):
+    # What docs/performance.md advises for failover: a call waiting for a server gives up within seconds (not
+    # PgBouncer's default 120 s), and a failed server login is retried after 1 s (not 15 s).
+    bouncer = pooler.start_pgbouncer(pair.primary, pair.primary.base.parent / "pgbouncer",
+                                     users={"writer": pair.password, "postgres": "console only"}, ignore_options=True,
+                                     settings={"query_wait_timeout": "5", "server_login_retry": "1"})
+    server = start_server(bouncer.url(user="writer", password=pair.password, dbname="app"), tmp_path, workers=2,
+                          threads=4, env={"READ_ONLY": "false", "POOL_CONNECTION_TIMEOUT": "2000"})
+    insert = "INSERT INTO items VALUES ($1, 'written') RETURNING id"
+    try:
+        assert node_of(call_tool(server, "query", {"sql": insert, "params": [201]})) == ("primary", bouncer.port)
+        devdb.stop_cluster(pair.primary, mode="immediate")
+        gap = call_tool(server, "query", {"sql": insert, "params": [202]})
+        assert gap["isError"] is True, gap  # within query_wait_timeout
+        text = gap["content"][0]["text"]
+        assert text.startswith("database unavailable") and text.endswith("retry later")
+        replication.promote(pair.standby)
+        bouncer.repoint(pair.standby)  # what a failover hook (Patroni's, a script) does
+        result = wait_until(lambda: _succeeded(call_tool(server, "query", {"sql": insert, "params": [203]})),
+                            timeout=30, what="a write through PgBouncer on the promoted standby")
+        assert node_of(result) == ("primary", bouncer.port)
+        for key in range(204, 210):
+            assert node_of(call_tool(server, "query", {"sql": insert, "params": [key]}))[0] == "primary"
+        landed = devdb.psql(pair.standby, dbname="app", sql="SELECT count(*) FROM items WHERE id BETWEEN 203 AND 209")
+        assert landed.strip() == "7"
+        assert server.proc.poll() is None
+    finally:
+        server.stop()
+        bouncer.stop()
 
 
 def _succeeded(result: dict[str, Any]) -> dict[str, Any] | None:
