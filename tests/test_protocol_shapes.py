@@ -20,6 +20,7 @@ from mcp_types import methods as wire
 from pgmcp_http.protocol.server import tool_result
 from pgmcp_http.protocol.shapes import shape_result
 from pgmcp_http.protocol.versions import HANDSHAKE_VERSIONS, MODERN_VERSIONS, at_least
+from pgmcp_http.tools.toolbox import NODE_META_KEY
 
 SERVER_INFO = {"name": "postgres-mcp-server", "title": "PostgreSQL MCP Server", "version": "1.0.0"}
 VERSIONS = [*HANDSHAKE_VERSIONS, *MODERN_VERSIONS]
@@ -31,6 +32,7 @@ class Outcome:
     data: dict[str, Any] | None = None
     error: str | None = None
     texts: list[str] | None = None
+    meta: dict[str, Any] | None = None
 
     @property
     def is_error(self) -> bool:
@@ -49,6 +51,9 @@ outcomes = st.one_of(
     st.builds(lambda r, t: Outcome("ok", data={"rows": r}, texts=t), rows, st.lists(st.text(), min_size=1,
                                                                                     max_size=2)),
     st.builds(lambda e: Outcome("refused", error=e), st.text(min_size=1)),
+    st.builds(lambda r, lag: Outcome("ok", data={"rows": r}, meta={NODE_META_KEY: {
+        "role": "standby", "node": "10.0.1.8:5432", **({"lag_s": lag} if lag is not None else {})}}),
+        rows, st.none() | st.floats(min_value=0, max_value=1e6)),
 )
 
 
