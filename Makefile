@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt requirements-checkov.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint docs devdb devdb-down clean bench bench-workers bench-peers bench-profile bench-failover soak
+.PHONY: run test lint docs devdb devdb-down clean bench bench-workers bench-peers bench-profile bench-failover bench-fair-share soak
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	@scripts/ensure-postgres.sh
@@ -58,6 +58,11 @@ bench-failover: $(STAMP)
 bench-peers: $(STAMP)
 	@scripts/ensure-debian-package.sh wrk wrk
 	$(PY) bench/peers.py
+
+# Two callers' latency while a third floods, with the fair share at its default, at 2 and off
+# (docs/security.md: "Fair share per caller"). `make bench-fair-share SAVE=1` appends to bench/results/<date>.md.
+bench-fair-share: $(STAMP)
+	BENCH_SAVE=$(SAVE) $(PY) bench/fair_share.py
 
 soak: $(STAMP)
 	@scripts/ensure-debian-package.sh wrk wrk
