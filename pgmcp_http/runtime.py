@@ -177,9 +177,12 @@ class Runtime:
         options = connect_options(settings)
         attrs = session_attrs(options.dsn, options.libpq_params, read_only=options.read_only)
         lag = LagWatch(max_lag_s=settings.max_replica_lag_s, observer=self.metrics.replica_measured)
-        # While a standby is too far behind, new connections go to the primary, where the URL allows it.
+        # While a standby is too far behind, new connections go to the primary, where the URL allows it (more
+        # than one host, and a target that accepts a primary).
+        places = max(1, len(hosts(options.dsn, options.libpq_params)))
         to_primary = replace(options, libpq_params={**options.libpq_params, "target_session_attrs": "primary"}) \
-            if requested(options.dsn, options.libpq_params) in (None, "", "any", "prefer-standby") else options
+            if places > 1 and requested(options.dsn, options.libpq_params) in (None, "", "any", "prefer-standby") \
+            else options
 
         def keep(conn: ext.connection) -> bool:
             """Whether a connection still fits DATABASE_URL's target_session_attrs after a call."""
@@ -196,8 +199,7 @@ class Runtime:
         )
         log.info("database pool ready", extra={"pool_size": pool.size, "pid": os.getpid()})
         return Database(pool=pool, read_only=settings.read_only, timeout_ms=settings.query_timeout_ms,
-                        search_path=settings.allowed_schemas, lag=lag,
-                        hosts=max(1, len(hosts(options.dsn, options.libpq_params))))
+                        search_path=settings.allowed_schemas, lag=lag, hosts=places)
 
     def _connect(self, options: ConnectOptions) -> ext.connection:
         """A new pooled connection; with per-caller roles, refused (fail closed) when its login role turns

@@ -96,6 +96,7 @@ def test_each_outcome_writes_one_record(audited):
     modern_call(server, "dave", "query", {"sql": "SELECT * FROM docs"}, "denied-1")
     denied = one(log, "denied-1")
     assert (denied["outcome"], denied["role"]) == ("error", "nobody13")
+    assert denied["node_role"] == "primary"  # PostgreSQL answered it, with an error
     assert "permission denied for table docs" in denied["reason"]
     modern_call(server, "alice", "query", {"sql": "SELECT $1::int AS n", "params": [SECRET_PARAM]}, "cast-1")
     cast = one(log, "cast-1")

@@ -14,24 +14,31 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg2
+import psycopg2.errors
 import pytest
 
 from devkit import devdb, pooler, replication
 from pgmcp_http.config import ConfigError, load_settings
+from pgmcp_http.db import Canceller
+from pgmcp_http.db.cancel import tagged_application_name
 from tests.helpers import (
     ServerProcess,
     call_tool,
     initialize,
     request,
+    scrape,
     session_rpc,
     start_server,
     start_up_failure,
+    total,
     wait_until,
 )
 
@@ -161,18 +168,23 @@ def test_reads_move_to_the_primary_when_the_standby_stops_and_back_when_it_retur
         server.stop()
 
 
-def test_a_node_promoted_under_an_open_connection_is_reported_as_it_is_now_and_replaced(pair, tmp_path):
-    server = start_server(pair.url(pair.standby, attrs="standby"), tmp_path, workers=1, threads=2)
+def test_a_node_promoted_under_open_connections_is_reported_as_it_is_now_and_they_are_replaced(pair, tmp_path):
+    server = start_server(pair.url(pair.standby, attrs="standby"), tmp_path, workers=1, threads=2,
+                          env={"MAX_CONNECTIONS": "3", "WEB_CONCURRENCY": "1"})
     try:
         assert node_of(count_items(server)) == ("standby", pair.standby.port)
+        pooled = our_backends(pair.standby)
+        assert 1 <= pooled <= 3  # the call's, and the start-up role check's when it ran apart
         replication.promote(pair.standby)
-        # The pooled connection survives the promotion; PostgreSQL tells it in its next reply.
-        result = count_items(server)
-        assert node_of(result) == ("primary", pair.standby.port)
-        # It no longer fits target_session_attrs=standby, so it is closed, and libpq finds no standby now.
-        after = count_items(server)
-        assert after["isError"] is True
-        assert "not in hot standby mode" in after["content"][0]["text"]
+        # Each pooled connection survives the promotion and serves one more call, which PostgreSQL's next
+        # reply reports as answered by a primary; then the connection no longer fits target_session_attrs=standby
+        # and is closed. Once none is left, libpq finds no standby.
+        results = [count_items(server) for _ in range(pooled + 1)]
+        served = [node_of(result) for result in results if not result["isError"]]
+        assert served and set(served) == {("primary", pair.standby.port)}, results
+        assert len(served) <= pooled
+        failed = [result for result in results if result["isError"]]
+        assert failed and "not in hot standby mode" in failed[-1]["content"][0]["text"]
         assert our_backends(pair.standby) == 0
     finally:
         server.stop()
@@ -284,11 +296,18 @@ def test_the_stale_read_guard_moves_or_refuses_calls_on_a_lagging_standby(pair, 
         late = [(n, meta["role"]) for started, n, meta in seen if started > 1.0]
         assert late and set(late) == {(1, "primary")}, seen
 
-        refused = call_tool(standby_only, "query", probe)
-        assert refused["isError"] is True
-        text = refused["content"][0]["text"]
-        assert text.startswith(f"stale read refused: the standby 127.0.0.1:{pair.standby.port} is ")
-        assert "s behind the primary (MAX_REPLICA_LAG=1)" in text and "nothing was run" in text
+        discarded = total(scrape(standby_only), "postgres_mcp_pool_discarded_total")
+        for _ in range(5):
+            refused = call_tool(standby_only, "query", probe)
+            assert refused["isError"] is True
+            text = refused["content"][0]["text"]
+            assert text.startswith(f"stale read refused: the standby 127.0.0.1:{pair.standby.port} is ")
+            assert "s behind the primary (MAX_REPLICA_LAG=1)" in text and "nothing was run" in text
+        samples = scrape(standby_only)
+        assert total(samples, "postgres_mcp_tool_calls_total", tool="query", outcome="stale") == 5
+        # Each refusal closes the lagging connection and tries once more, where libpq lands on the same standby:
+        # at most one new connection per host listed, not one per pool slot.
+        assert total(samples, "postgres_mcp_pool_discarded_total") - discarded <= 5 * 2
 
         # Without the guard the standby still answers, and the result says how far behind it is.
         stale = call_tool(unguarded, "query", probe)
@@ -311,3 +330,59 @@ def test_the_stale_read_guard_moves_or_refuses_calls_on_a_lagging_standby(pair, 
     finally:
         for server in (guarded, standby_only, unguarded):
             server.stop()
+
+
+def test_a_standby_that_stopped_receiving_wal_is_not_taken_for_current(pair, tmp_path):
+    # One host: nowhere to move, so the guard refuses at once and keeps its connection (nothing to reopen).
+    server = start_server(pair.url(pair.standby), tmp_path, workers=1, threads=2, env={"MAX_REPLICA_LAG": "1"})
+    probe = {"sql": "SELECT count(*) AS n FROM items WHERE id = 1000"}
+    conninfo = devdb.psql(pair.standby, sql="SHOW primary_conninfo").strip()
+    try:
+        assert node_of(call_tool(server, "query", probe))[0] == "standby"
+        devdb.psql(pair.standby, sql="ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1'")
+        devdb.psql(pair.standby, sql="SELECT pg_reload_conf()")
+        wait_until(lambda: devdb.psql(pair.standby, sql="SELECT count(*) FROM pg_stat_wal_receiver").strip() == "0",
+                   what="the standby's WAL receiver gone")
+        devdb.psql(pair.primary, dbname="app", sql="INSERT INTO items VALUES (1000, 'unseen')")
+        time.sleep(1.5)  # replay has caught up with all it received, yet it misses the row: not current
+        discarded = total(scrape(server), "postgres_mcp_pool_discarded_total")
+        for _ in range(3):
+            refused = call_tool(server, "query", probe)
+            assert refused["isError"] is True, refused
+            assert refused["content"][0]["text"].startswith("stale read refused: the standby")
+        assert total(scrape(server), "postgres_mcp_pool_discarded_total") == discarded
+        devdb.psql(pair.standby, sql=f"ALTER SYSTEM SET primary_conninfo = '{conninfo.replace(chr(39), chr(39) * 2)}'")
+        devdb.psql(pair.standby, sql="SELECT pg_reload_conf()")
+        result = wait_until(lambda: _succeeded(call_tool(server, "query", probe)), timeout=30,
+                            what="the standby serving again once it streams and has replayed the row")
+        assert result["structuredContent"]["rows"] == [{"n": 1}]
+    finally:
+        server.stop()
+
+
+def test_cancellation_reaches_a_statement_on_any_host(pair):
+    tag = "5ca1ab1e" * 2
+    running = psycopg2.connect(pair.url(pair.standby), application_name=tagged_application_name(tag))
+    outcome: list[BaseException] = []
+
+    def sleep() -> None:
+        try:
+            with running.cursor() as cur:
+                cur.execute("SELECT pg_sleep(60)")
+        except psycopg2.Error as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=sleep)
+    thread.start()
+    try:
+        wait_until(lambda: devdb.psql(pair.standby, sql="SELECT count(*) FROM pg_stat_activity WHERE "
+                                      f"application_name = '{tagged_application_name(tag)}' AND state = 'active'"
+                                      ).strip() == "1", what="the statement running on the standby")
+        canceller = Canceller(dsn=pair.url(pair.primary, pair.standby), libpq_params={}, timeout_s=5)
+        assert canceller.cancel(tag) == 1  # the primary has no such statement; the standby has
+        thread.join(timeout=30)
+        assert outcome and isinstance(outcome[0], psycopg2.errors.QueryCanceled)
+    finally:
+        running.cancel()
+        thread.join(timeout=30)
+        running.close()

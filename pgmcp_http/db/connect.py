@@ -73,9 +73,13 @@ def open_connection(opts: ConnectOptions) -> NodeConnection:
     register_casters(conn)
     try:
         describe(conn, now=time.monotonic())
-    except psycopg2.Error:
+    except psycopg2.Error as exc:
         conn.close()
-        raise
+        if isinstance(exc, psycopg2.OperationalError):
+            raise
+        lines = str(exc).strip().splitlines()
+        raise psycopg2.OperationalError(f"could not tell whether the node is a primary or a standby "
+                                        f"({lines[0] if lines else type(exc).__name__})") from None
     return conn
 
 

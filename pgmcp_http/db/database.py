@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -59,17 +60,21 @@ class Database:
     def _connection(self) -> Iterator[ext.connection]:
         """A pooled connection on a node no further behind than MAX_REPLICA_LAG.
 
-        A connection on a standby too far behind is closed and another is
-        taken; new connections meanwhile go to the primary when the URL allows
-        it (see :meth:`LagWatch.avoid_standbys`). Each try either closes a
-        lagging pooled connection or opens a new one, so the tries are
-        bounded; when none fits, StandbyBehind says how far behind and what to do.
+        With one host in DATABASE_URL there is nowhere else to go: the call is
+        refused at once and the connection kept (it is only behind). With
+        several, a lagging connection is closed and another taken; new
+        connections meanwhile go to the primary when the URL allows it (see
+        :meth:`LagWatch.avoid_standbys`). The tries stop when a connection
+        opened for this call lands on a server already refused (libpq keeps
+        choosing it), so a refused call opens at most one connection per host;
+        StandbyBehind then says how far behind and what to do.
         """
         if self.lag is None:
             with self.pool.connection() as conn:
                 yield conn
             return
-        behind: list[tuple[str, float]] = []
+        started = time.monotonic()
+        refused: dict[str, tuple[str, float]] = {}  # server -> (name, seconds behind at most)
         for _ in range(self.pool.size + self.hosts + 1):
             with self.pool.connection() as conn:
                 try:
@@ -82,10 +87,14 @@ class Database:
                     conn.lag_s = bound  # type: ignore[attr-defined]  # what the result says of freshness
                     yield conn
                     return
-                behind.append((conn.node.name, bound or 0.0))  # type: ignore[attr-defined]
+                server = self.lag.key(conn)
+                again = server in refused and conn.opened_at >= started  # type: ignore[attr-defined]
+                refused[server] = (conn.node.name, bound or 0.0)  # type: ignore[attr-defined]
+                if self.hosts <= 1 or again:
+                    break
                 self.lag.avoid_standbys()
                 conn.close()  # the pool replaces it; the next one may land elsewhere
-        raise StandbyBehind(self._behind_message(behind))
+        raise StandbyBehind(self._behind_message(list(refused.values())))
 
     def _behind_message(self, behind: list[tuple[str, float]]) -> str:
         name, seconds = max(behind, key=lambda item: item[1])

@@ -43,11 +43,14 @@ class NodeConnection(ext.connection):
     node: Node
     opened_at: float
     greeted: str | None
+    # The server's own address (inet_server_addr/port; "local" over a Unix socket): several servers can
+    # answer behind one name (a reader endpoint, a Kubernetes Service), and lag is theirs, not the name's.
+    server: str = ""
     lag_s: float | None = None  # set per checkout by the stale-read guard (see pgmcp_http.db.replica_lag)
 
 
 def describe(conn: NodeConnection, *, now: float) -> Node:
-    """Note the node ``conn`` is on, asking ``pg_is_in_recovery()`` once.
+    """Note the node ``conn`` is on, asking ``pg_is_in_recovery()`` and the server's address once.
 
     The greeting's ``in_hot_standby`` is not trusted on its own: a pooler
     (PgBouncer) repeats the value its first server connection reported, which
@@ -56,12 +59,14 @@ def describe(conn: NodeConnection, *, now: float) -> Node:
     :func:`role_now`).
     """
     with conn.cursor() as cur:
-        cur.execute("SELECT pg_catalog.pg_is_in_recovery()")
+        cur.execute("SELECT pg_catalog.pg_is_in_recovery(), "
+                    "coalesce(host(pg_catalog.inet_server_addr()) || ':' || pg_catalog.inet_server_port(), 'local')")
         row = cur.fetchone()
     if not conn.autocommit:
         conn.rollback()
     conn.greeted = conn.info.parameter_status("in_hot_standby")
     conn.opened_at = now
+    conn.server = str(row[1]) if row else ""
     conn.node = Node(host=conn.info.host or "", port=int(conn.info.port or 0),
                      role=STANDBY if row and row[0] else PRIMARY)
     return conn.node

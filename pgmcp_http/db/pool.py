@@ -326,12 +326,13 @@ class Pool:
     def _discard(self, conn: ext.connection) -> None:
         with self._lock:
             self._discarded += 1
-            self.generation += 1
             self._last_used.pop(id(conn), None)
         try:
             self._pool.putconn(conn, close=True)
         except psycopg2.pool.PoolError:
             conn.close()
+        with self._lock:  # after it left the pool: a reader of the new generation no longer sees it
+            self.generation += 1
 
     def _start_reaper(self) -> None:
         if self._reaper is not None:

@@ -112,6 +112,8 @@ class Transaction:
         node: Node | None = getattr(self.conn, "node", None)
         if node is None or not self.ran:
             return None
+        if self.conn.closed:  # it died under the call, or was closed for state it left behind
+            return node
         role = role_now(self.conn)  # type: ignore[arg-type]
         lag_s = getattr(self.conn, "lag_s", None) if role != PRIMARY else None
         if role == node.role and lag_s is None:

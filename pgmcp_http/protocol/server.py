@@ -254,7 +254,10 @@ def tool_result(outcome: ToolResult, *, structured: bool) -> dict[str, Any]:
     """A CallToolResult: the tool's text (its data as JSON unless it rendered it, e.g. as CSV) for every
     client, plus structuredContent where the revision defines it."""
     if outcome.is_error:
-        return {"content": [{"type": "text", "text": outcome.error or "error"}], "isError": True}
+        failed: dict[str, Any] = {"content": [{"type": "text", "text": outcome.error or "error"}], "isError": True}
+        if outcome.meta:
+            failed["_meta"] = outcome.meta
+        return failed
     data = outcome.data or {}
     texts = outcome.texts or [orjson.dumps(data).decode("utf-8")]
     result: dict[str, Any] = {"content": [{"type": "text", "text": text} for text in texts], "isError": False}

@@ -101,8 +101,8 @@ class _Untraced:
     database_span = staticmethod(_no_span)
 
 
-def _failure(message: str, outcome: str) -> ToolOutcome:
-    return ToolOutcome(outcome=outcome, error=message)
+def _failure(message: str, outcome: str, node: Node | None = None) -> ToolOutcome:
+    return ToolOutcome(outcome=outcome, error=message, node=node)
 
 
 def statement_of(spec: ToolSpec, arguments: Mapping[str, Any]) -> str | None:
@@ -223,36 +223,39 @@ class Toolbox:
 
     def _run_once(self, spec: ToolSpec, arguments: dict[str, Any], tag: str | None,
                   caller: Caller | None) -> ToolOutcome:
+        node: Node | None = None  # who answered, also when what it answered was an error
         try:
             with self._tracer.database_span(spec.name, lambda: self._summary(spec, arguments)) as comment, \
                     self._database().transaction(timeout_ms=spec.timeout_ms, timeout_setting=spec.timeout_setting,
                                                  tag=tag, caller=caller, comment=comment) as tx:
-                data = spec.run(tx, arguments, self.context)
-                node = tx.answered_by
+                try:
+                    data = spec.run(tx, arguments, self.context)
+                finally:
+                    node = tx.answered_by
             texts = spec.render(data, arguments) if spec.render is not None else None
             return ToolOutcome(outcome="ok", data=data, texts=texts, node=node)
         except ConnectionLost:
             raise
         except Refusal as exc:
-            return _failure(f"refused: {exc.reason}", "refused")
+            return _failure(f"refused: {exc.reason}", "refused", node)
         except RoleRefused as exc:
             return _failure(f"refused: {exc}", "refused")
         except RoleUnavailable as exc:
-            return _failure(str(exc), "role_unavailable")
+            return _failure(str(exc), "role_unavailable", node)
         except ToolError as exc:
-            return _failure(exc.message, exc.outcome)
+            return _failure(exc.message, exc.outcome, node)
         except QueryTimeout as exc:
-            return _failure(str(exc), "timeout")
+            return _failure(str(exc), "timeout", node)
         except QueryCancelled as exc:
-            return _failure(str(exc), "cancelled")
+            return _failure(str(exc), "cancelled", node)
         except QueryFailed as exc:
-            return _failure(f"PostgreSQL error: {exc.describe()}", "db_error")
+            return _failure(f"PostgreSQL error: {exc.describe()}", "db_error", node)
         except (PoolTimeout, PoolClosed) as exc:
             return _failure(str(exc), "busy")
         except StandbyBehind as exc:
             return _failure(str(exc), "stale")
         except DatabaseUnavailable as exc:
-            return _failure(f"{exc}; retry later", "unavailable")
+            return _failure(f"{exc}; retry later", "unavailable", node)
 
 
 def _note(record: CallRecord, spec: ToolSpec, arguments: Mapping[str, Any], outcome: str,
