@@ -57,7 +57,7 @@ bench-failover: $(STAMP)
 
 bench-peers: $(STAMP)
 	@scripts/ensure-debian-package.sh wrk wrk
-	$(PY) bench/peers.py
+	BENCH_SAVE=$(SAVE) $(PY) bench/peers.py
 
 # Two callers' latency while a third floods, with the fair share at its default, at 2 and off
 # (docs/security.md: "Fair share per caller"). `make bench-fair-share SAVE=1` appends to bench/results/<date>.md.

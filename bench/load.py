@@ -91,6 +91,7 @@ class LoadResult:
     requests: int
     sample_error: str = ""
     cpu_us: float | None = None  # CPU time of the server's processes per call, when they were given
+    pg_cpu_us: float | None = None  # PostgreSQL's CPU per call (every backend), when it was measured
 
 
     @property

@@ -1,9 +1,17 @@
-"""``make bench-peers``: bytebase's dbhub and crystaldba's postgres-mcp beside this server, same database, same load.
+"""``make bench-peers``: Google's MCP Toolbox, bytebase's dbhub and crystaldba's postgres-mcp beside this server.
 
 Each peer is installed into a throwaway folder (npm) or venv (pip) that is
 removed afterwards, and pointed at the same PostgreSQL with its read-only
 mode on and a 1,000-row cap, like this server's defaults.
 
+- **MCP Toolbox** (npm ``@toolbox-sdk/server-linux-x64``, one Go binary,
+  streamable HTTP answering stateless ``tools/call``): a ``tools.yaml`` names
+  a ``postgres`` source and the same statement both ways, a ``postgres-sql``
+  tool with an integer parameter (prepared by its driver) and the free-SQL
+  ``postgres-execute-sql`` tool with the key written into the SQL. Driven by
+  wrk in the same interleaved rounds as the naive baseline, this server and
+  dbhub. It has no read-only mode or row cap of its own: the role it logs in
+  as is the same read-only role.
 - **dbhub** (npm ``@bytebase/dbhub``, streamable HTTP, stateless): driven by
   wrk exactly like this server and the naive baseline, ``execute_sql`` with the
   key written into the SQL (it takes no parameters). It needs Node 22; the
@@ -17,7 +25,11 @@ mode on and a 1,000-row cap, like this server's defaults.
   ``typing.override`` from ``typing_extensions``. If any step fails the row
   says which.
 
-BENCH_SECONDS, BENCH_ROUNDS as in bench/run.py.
+Each wrk row also gives the CPU each server's processes spent per call, and
+PostgreSQL's (every backend's CPU over the run, per call): round trips and
+statements per call differ between servers. BENCH_SECONDS, BENCH_ROUNDS as in
+bench/run.py; BENCH_SAVE=1 (``make bench-peers SAVE=1``) appends the table to
+``bench/results/<date>.md``.
 """
 
 from __future__ import annotations
@@ -29,18 +41,22 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import harness
 import workload
-from load import LoadResult
+from load import LoadResult, cpu_seconds
 from run import ROUNDS, SECONDS, drive, median_of, naive_server
 
 from devkit import devdb
 
 HERE = Path(__file__).resolve().parent
 DBHUB_VERSION = "1.4.0"
+TOOLBOX_VERSION = "1.12.0"
 POSTGRES_MCP_VERSION = "0.3.0"
 LITERAL_SQL = workload.SQL.replace("$1", "{KEY}")
 
@@ -95,6 +111,53 @@ def dbhub(url: str, base: Path) -> Iterator[int]:
         yield port
 
 
+@contextlib.contextmanager
+def toolbox(url: str, base: Path) -> Iterator[int]:
+    """Google's MCP Toolbox on ``url``'s database: ``account`` (postgres-sql, $1 bound) and ``execute_sql``."""
+    _run(["npm", "install", "--no-audit", "--no-fund", f"@toolbox-sdk/server-linux-x64@{TOOLBOX_VERSION}"],
+         cwd=base, what=f"npm install @toolbox-sdk/server-linux-x64@{TOOLBOX_VERSION}")
+    parts = urlsplit(url)
+    (base / "tools.yaml").write_text(
+        "sources:\n  bench:\n    kind: postgres\n"
+        f"    host: {parts.hostname}\n    port: {parts.port}\n    database: {parts.path.lstrip('/')}\n"
+        f"    user: {unquote(parts.username or '')}\n    password: {json.dumps(unquote(parts.password or ''))}\n"
+        "tools:\n  account:\n    kind: postgres-sql\n    source: bench\n    description: One account by id.\n"
+        "    parameters:\n      - name: aid\n        type: integer\n        description: the account id\n"
+        f"    statement: {workload.SQL}\n"
+        "  execute_sql:\n    kind: postgres-execute-sql\n    source: bench\n    description: Run one statement.\n")
+    with _serving([str(base / "node_modules/@toolbox-sdk/server-linux-x64/bin/toolbox"), "--config",
+                   str(base / "tools.yaml"), "--address", "127.0.0.1", "--port", "{port}",
+                   "--disable-version-check", "--disable-reload", "--log-level", "WARN"], "toolbox", base) as port:
+        yield port
+
+
+def toolbox_calls() -> tuple[tuple[str, dict[str, str]], tuple[str, dict[str, str]]]:
+    """Stateless ``tools/call`` bodies for Toolbox's prepared tool and its free-SQL tool."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-06-18"}
+    prepared = ('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "account", '
+                '"arguments": {"aid": {KEY}}}}')
+    free = ('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "execute_sql", '
+            '"arguments": {"sql": ' + json.dumps(LITERAL_SQL) + "}}}")
+    return (prepared, headers), (free, headers)
+
+
+def postgres_pids(cluster: devdb.Cluster) -> list[int]:
+    """The postmaster and its children (every backend, whoever's client it serves)."""
+    postmaster = int((cluster.data_dir / "postmaster.pid").read_text().split()[0])
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(postmaster)], capture_output=True, text=True)
+    return [postmaster, *(int(pid) for pid in children.stdout.split())]
+
+
+def with_postgres_cpu(cluster: devdb.Cluster, run: Callable[[], LoadResult]) -> LoadResult:
+    """``run()``, and PostgreSQL's CPU per call over it (backends that start during the run count in full)."""
+    before = {pid: cpu_seconds([pid]) for pid in postgres_pids(cluster)}
+    result = run()
+    after = {pid: cpu_seconds([pid]) for pid in postgres_pids(cluster)}
+    used = sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+    return replace(result, pg_cpu_us=used / result.requests * 1e6 if result.requests else None)
+
+
 def install_postgres_mcp(base: Path) -> Path:
     """A venv with crystaldba's postgres-mcp adapted to Python 3.11 (see the module docstring)."""
     _run(["python3", "-m", "venv", str(base / "venv")], cwd=base, what="python3 -m venv")
@@ -132,13 +195,17 @@ def sdk_load(python: Path, transport: str, url: str, tool: str, sql: str, *, par
 
 
 def line(what: str, result: LoadResult, reference: LoadResult, note: str = "") -> str:
+    server = f"{result.cpu_us:,.0f}" if result.cpu_us is not None else ""
+    database = f"{result.pg_cpu_us:,.0f}" if result.pg_cpu_us is not None else ""
     return (f"| {what} | {result.rate:,.0f} | {result.p50_ms:.2f} | {result.p99_ms:.1f} | {result.errors} | "
-            f"{result.rate / reference.rate:.2f} | {note} |")
+            f"{result.rate / reference.rate:.2f} | {server} | {database} | {note} |")
 
 
 def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="pgmcp-peers-"))
-    out = ["| server (c=8) | calls/s | p50 ms | p99 ms | errors | ratio | note |", "|---|---:|---:|---:|---:|---:|---|"]
+    out = ["| server (c=8) | calls/s | p50 ms | p99 ms | errors | ratio | server CPU µs/call | PostgreSQL CPU µs/call "
+           "| note |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    summary: list[str] = []
     try:
         with harness.database() as db:
             workload.prepare_pgbench(db)
@@ -146,21 +213,37 @@ def main() -> None:
                                 ready_path="/readyz") as srv, naive_server(db.readonly_url) as naive_port:
                 harness.call_tool(srv.port, "query", {"sql": "SELECT 1"})
                 (base / "dbhub").mkdir()
+                (base / "toolbox").mkdir()
                 try:
-                    with dbhub(db.readonly_url, base / "dbhub") as hub_port:
+                    with dbhub(db.readonly_url, base / "dbhub") as hub_port, \
+                            toolbox(db.readonly_url, base / "toolbox") as box_port:
                         dbhub_call = ('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": '
                                       '"execute_sql", "arguments": {"sql": ' + json.dumps(LITERAL_SQL) + "}}}",
                                       {"Content-Type": "application/json",
                                        "Accept": "application/json, text/event-stream"})
-                        rounds = [(drive(naive_port, "naive", 8, workload.naive_call()),
-                                   drive(srv.port, "ours", 8, workload.modern_call()),
-                                   drive(hub_port, "dbhub", 8, dbhub_call)) for _ in range(ROUNDS)]
-                    naive, ours, hub = (median_of([r[i] for r in rounds]) for i in range(3))
+                        box_prepared, box_free = toolbox_calls()
+                        targets = [(naive_port, workload.naive_call()), (srv.port, workload.modern_call()),
+                                   (hub_port, dbhub_call), (box_port, box_prepared), (box_port, box_free)]
+                        rounds = [[with_postgres_cpu(db.cluster, lambda p=port, c=call: drive(p, "peer", 8, c))
+                                   for port, call in targets] for _ in range(ROUNDS)]
+                    naive, ours, hub, prepared, free = (median_of([r[i] for r in rounds]) for i in range(5))
                     out.append(line("naive baseline (wrk)", naive, naive, "reference"))
                     out.append(line("pgmcp-http, 2026-07-28 envelope (wrk)", ours, naive, "x naive"))
                     out.append(line(f"dbhub {DBHUB_VERSION}, execute_sql (wrk)", hub, naive, "x naive"))
+                    out.append(line(f"MCP Toolbox {TOOLBOX_VERSION}, postgres-sql with $1 (wrk)", prepared, naive,
+                                    "x naive"))
+                    out.append(line(f"MCP Toolbox {TOOLBOX_VERSION}, postgres-execute-sql (wrk)", free, naive,
+                                    "x naive"))
+                    ratios = sorted(ours_round.rate / free_round.rate for ours_round, free_round
+                                    in zip([r[1] for r in rounds], [r[4] for r in rounds], strict=True))
+                    summary.append(
+                        f"pgmcp-http against MCP Toolbox's free SQL, same rounds: {ratios[len(ratios) // 2]:.2f}x its "
+                        f"calls/s (rounds {ratios[0]:.2f}-{ratios[-1]:.2f}x; target >= 0.5x), p99 {ours.p99_ms:.1f} "
+                        f"ms against {free.p99_ms:.1f} ms (target <= 2x); against its prepared tool "
+                        f"{ours.rate / prepared.rate:.2f}x.")
                 except PeerUnavailable as exc:
-                    out.append(f"| dbhub {DBHUB_VERSION} | | | | | | not run: {exc} |")
+                    out.append(f"| dbhub {DBHUB_VERSION} and MCP Toolbox {TOOLBOX_VERSION} | | | | | | | | not run: "
+                               f"{exc} |")
                 (base / "crystal").mkdir()
                 try:
                     python = install_postgres_mcp(base / "crystal")
@@ -174,12 +257,19 @@ def main() -> None:
                     out.append(line(f"postgres-mcp {POSTGRES_MCP_VERSION} restricted, SSE (MCP SDK client)",
                                     crystal, ours_sdk, "x pgmcp-http under the same client; adapted to Python 3.11"))
                 except PeerUnavailable as exc:
-                    out.append(f"| postgres-mcp {POSTGRES_MCP_VERSION} | | | | | | not run: {exc} |")
+                    out.append(f"| postgres-mcp {POSTGRES_MCP_VERSION} | | | | | | | | not run: {exc} |")
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print(f"make bench-peers: {os.cpu_count()} cores shared by every server, PostgreSQL and the load generator; "
-          f"{SECONDS:g} s per measurement, median of {ROUNDS} interleaved rounds\n")
-    print("\n".join(out))
+    heading = (f"make bench-peers ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC): {os.cpu_count()} cores shared by every "
+               f"server, PostgreSQL and the load generator; {SECONDS:g} s per measurement, median of {ROUNDS} "
+               f"interleaved rounds; load average {', '.join(f'{value:.2f}' for value in os.getloadavg())}")
+    text = "\n".join([heading, "", *out, "", *summary])
+    print(text)
+    if os.environ.get("BENCH_SAVE") == "1":
+        path = harness.REPO / "bench" / "results" / f"{datetime.now(UTC):%Y-%m-%d}.md"
+        with path.open("a") as sink:
+            sink.write(f"\n## Peers (bench/peers.py)\n\n{text}\n")
+        print(f"appended to {path}")
 
 
 if __name__ == "__main__":
