@@ -104,8 +104,8 @@ class Standby:
             raise self.error
         self.measured += 1
 
-    def fetchone(self) -> tuple[float, float]:
-        return (self.lag, 0.0)
+    def fetchone(self) -> tuple[float]:
+        return (self.lag,)
 
 
 def test_the_bound_grows_with_time_and_a_figure_past_the_limit_is_measured_again():

@@ -49,9 +49,7 @@ SELECT CASE
               AND pg_catalog.pg_last_wal_receive_lsn() <= pg_catalog.pg_last_wal_replay_lsn() THEN 0
          ELSE greatest(0, EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() - COALESCE(
                 pg_catalog.pg_last_xact_replay_timestamp(), pg_catalog.pg_postmaster_start_time())))
-       END::float8 AS lag_s,
-       COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_receive_lsn(),
-                                            pg_catalog.pg_last_wal_replay_lsn()), 0)::float8 AS behind_bytes
+       END::float8 AS lag_s
 """
 
 
@@ -62,7 +60,6 @@ class StandbyBehind(DatabaseUnavailable):
 @dataclass(frozen=True)
 class Measured:
     lag_s: float
-    behind_bytes: float
     at: float
 
 
@@ -101,11 +98,6 @@ class LagWatch:
     def too_far(self, bound: float | None) -> bool:
         return bound is not None and self.max_lag_s is not None and bound > self.max_lag_s
 
-    def behind_bytes(self, name: str) -> float:
-        with self._lock:
-            seen = self._measured.get(name)
-        return seen.behind_bytes if seen is not None else 0.0
-
     def avoid_standbys(self) -> None:
         """A standby was too far behind: new connections go to the primary for a moment (see
         :meth:`avoiding`), so the pool moves there instead of reopening the same standby."""
@@ -137,7 +129,7 @@ class LagWatch:
             if conn.closed:
                 raise
             if self.max_lag_s is None:
-                unknown = Measured(lag_s=math.nan, behind_bytes=0.0, at=at)
+                unknown = Measured(lag_s=math.nan, at=at)
                 with self._lock:
                     self._measured[key] = unknown
                 return unknown
@@ -145,8 +137,8 @@ class LagWatch:
                                 f"measured ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc}), so "
                                 f"MAX_REPLICA_LAG={self.max_lag_s:g} cannot be vouched for; nothing was run. Ask "
                                 "the operator to let the login role run pg_last_xact_replay_timestamp()") from None
-        lag_s, behind = (float(row[0] or 0), float(row[1] or 0)) if row else (0.0, 0.0)
-        seen = Measured(lag_s=lag_s, behind_bytes=behind, at=at)
+        lag_s = float(row[0] or 0) if row else 0.0
+        seen = Measured(lag_s=lag_s, at=at)
         with self._lock:
             self._measured[key] = seen
         if self._observer is not None:

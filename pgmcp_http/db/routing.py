@@ -27,9 +27,8 @@ from psycopg2.extensions import parse_dsn
 
 from pgmcp_http.db.nodes import PRIMARY, STANDBY
 
-__all__ = ["FALLBACK_LIFETIME_S", "TARGETS", "fits", "hosts", "session_attrs"]
+__all__ = ["FALLBACK_LIFETIME_S", "fits", "hosts", "requested", "session_attrs"]
 
-TARGETS = ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")
 FALLBACK_LIFETIME_S = 30.0
 _AS_NODE = {"read-only": "standby", "read-write": "primary"}
 
