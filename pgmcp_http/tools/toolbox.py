@@ -185,8 +185,8 @@ class Toolbox:
             except ConnectionLost as exc:
                 # A pooled connection died (e.g. PostgreSQL restarted): nothing was
                 # committed, so one retry on a fresh connection is safe.
-                if attempt == 2:
-                    return _failure(str(exc), "unavailable")
+                if attempt == 2:  # the retry met a lost connection too: the same words as any outage
+                    return _failure(f"{exc}; retry later", "unavailable")
                 log.info("retrying tool %s on a fresh connection: %s", name, exc)
         raise AssertionError("unreachable")
 
