@@ -10,12 +10,43 @@ server command runs as the ``postgres`` user when this process is root.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from devkit import devdb
 
-__all__ = ["make_standby", "pause_replay", "promote", "resume_replay", "wait_streaming"]
+__all__ = ["make_standby", "pause_replay", "promote", "replicated", "resume_replay", "wait_streaming"]
+
+Prepared = TypeVar("Prepared")
+
+
+@contextlib.contextmanager
+def replicated(prefix: str, prepare: Callable[[devdb.Cluster], Prepared], *, options: str = "-c fsync=off",
+               ) -> Iterator[tuple[devdb.Cluster, devdb.Cluster, Prepared]]:
+    """A primary, prepared by ``prepare`` (roles, data: whatever the standby must start with), and a hot
+    standby streaming from it, in a temporary folder; yields (primary, standby, what ``prepare`` returned)
+    and removes both on exit. ``options`` are the server options of both."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(base, 0o755)  # the postgres user must reach the clusters' folders
+    primary = devdb.create_cluster(base / "primary", devdb.free_port())
+    standby = None
+    try:
+        devdb.start_cluster(primary, extra_options=options)
+        prepared = prepare(primary)
+        standby = make_standby(primary, base / "standby", extra_options=options)
+        wait_streaming(primary)
+        yield primary, standby, prepared
+    finally:
+        for cluster in (standby, primary):
+            if cluster is not None:
+                devdb.stop_cluster(cluster, mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def make_standby(primary: devdb.Cluster, base: Path, *, extra_options: str = "") -> devdb.Cluster:

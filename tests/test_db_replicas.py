@@ -10,15 +10,11 @@ when a node stops, is promoted, or was never writable.
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -68,23 +64,14 @@ class Pair:
 @pytest.fixture
 def pair() -> Iterator[Pair]:
     """A fresh primary with a table and two roles, and a streaming hot standby of it."""
-    base = Path(tempfile.mkdtemp(prefix="pgmcp-replicas-"))
-    os.chmod(base, 0o755)
-    primary = devdb.create_cluster(base / "primary", devdb.free_port())
-    standby = None
-    try:
-        devdb.start_cluster(primary, extra_options="-c fsync=off")
+    def schema(primary: devdb.Cluster) -> str:
         password = "rp-" + secrets.token_urlsafe(12)
         devdb.psql(primary, sql="CREATE DATABASE app")
         devdb.psql(primary, dbname="app", sql=SCHEMA.format(password=password))
-        standby = replication.make_standby(primary, base / "standby", extra_options="-c fsync=off")
-        replication.wait_streaming(primary)
+        return password
+
+    with replication.replicated("pgmcp-replicas-", schema) as (primary, standby, password):
         yield Pair(primary, standby, password)
-    finally:
-        for cluster in (standby, primary):
-            if cluster is not None:
-                devdb.stop_cluster(cluster, mode="immediate")
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def node_of(result: dict[str, Any]) -> tuple[str, int]:

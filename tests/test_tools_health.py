@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from jsonschema import Draft202012Validator
 
-from devkit import devdb
+from devkit import devdb, replication
 from pgmcp_http.catalog.health import SECTIONS
 from pgmcp_http.tools.database_health import OUTPUT_SCHEMA
 from tests.helpers import ServerProcess, request, start_server
@@ -232,43 +227,17 @@ def test_dead_tuples_unused_and_invalid_indexes_never_hidden_tables(pg, postgres
 PRELOAD = "shared_preload_libraries=pg_stat_statements"
 
 
-def _as_postgres(cmd: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
-def _make_standby(primary: devdb.Cluster, base: Path) -> devdb.Cluster:
-    standby = devdb.Cluster(base=base, port=devdb.free_port())
-    base.mkdir()
-    standby.socket_dir.mkdir()
-    if os.geteuid() == 0:
-        for path in (base, standby.socket_dir):
-            shutil.chown(path, "postgres", "postgres")
-    subprocess.run(_as_postgres([str(devdb.PG_BIN / "pg_basebackup"), "-D", str(standby.data_dir), "-R",
-                                 "-X", "stream", "-c", "fast", "--no-sync", "-d", primary.superuser_dsn()]),
-                   check=True, capture_output=True)
-    devdb.start_cluster(standby, extra_options=f"-c fsync=off -c {PRELOAD}")
-    return standby
-
-
 @pytest.fixture(scope="module")
 def replicated() -> Iterator[tuple[devdb.Cluster, devdb.Cluster, str]]:
     """A primary that preloads pg_stat_statements, a streaming standby of it, and a plain role's password."""
-    base = Path(tempfile.mkdtemp(prefix="pgmcp-health-"))
-    os.chmod(base, 0o755)
-    primary = devdb.create_cluster(base / "primary", devdb.free_port())
-    standby = None
-    try:
-        devdb.start_cluster(primary, extra_options=f"-c fsync=off -c {PRELOAD}")
+    def roles(primary: devdb.Cluster) -> str:
         password = "hp-" + secrets.token_urlsafe(12)
         devdb.psql(primary, sql=f"ALTER ROLE postgres PASSWORD '{password}'; "
                                 f"CREATE ROLE health_reader LOGIN PASSWORD '{password}'")
-        standby = _make_standby(primary, base / "standby")
-        yield primary, standby, password
-    finally:
-        for cluster in (standby, primary):
-            if cluster is not None:
-                devdb.stop_cluster(cluster, mode="immediate")
-        shutil.rmtree(base, ignore_errors=True)
+        return password
+
+    with replication.replicated("pgmcp-health-", roles, options=f"-c fsync=off -c {PRELOAD}") as pair:
+        yield pair
 
 
 def _top_statement(server: ServerProcess, fragment: str) -> tuple[list[str], dict[str, Any]]:
@@ -309,9 +278,9 @@ def test_statements_with_old_and_new_column_names_and_replication_both_ways(repl
             columns, row = _top_statement(server, "health_probe")
             assert columns == ["total_exec_time", "mean_exec_time"] and row["calls"] == 3
 
-            replication = _streaming(server)
-            assert replication["mode"] == "primary" and replication["findings"] == []
-            (replica,) = replication["replicas"]
+            section = _streaming(server)
+            assert section["mode"] == "primary" and section["findings"] == []
+            (replica,) = section["replicas"]
             assert replica["replay_lag_bytes"] >= 0 and replica["sync_state"] == "async"
         finally:
             server.stop()
@@ -326,10 +295,10 @@ def test_statements_with_old_and_new_column_names_and_replication_both_ways(repl
     finally:
         reader.stop()
     assert data["in_recovery"] is True and data["role"] == "health_reader"
-    replication = data["sections"]["replication"]
-    assert replication["mode"] == "standby" and replication["replay_paused"] is False
-    assert replication["receive_lsn"] is not None and replication["replay_lag_bytes"] >= 0
-    assert replication["findings"] == [], replication
+    section = data["sections"]["replication"]
+    assert section["mode"] == "standby" and section["replay_paused"] is False
+    assert section["receive_lsn"] is not None and section["replay_lag_bytes"] >= 0
+    assert section["findings"] == [], replication
     statements = data["sections"]["statements"]
     assert statements["available"] is True and statements["time_columns"] == ["total_exec_time", "mean_exec_time"]
     assert any(row.get("query_hidden") for row in statements["statements"])
