@@ -20,14 +20,11 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import statistics
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import harness
 
@@ -67,15 +64,11 @@ def client(port: int, origin: float, calls: list[Call], stop: threading.Event, s
 
 
 def run() -> str:
-    base = Path(tempfile.mkdtemp(prefix="pgmcp-failover-"))
-    os.chmod(base, 0o755)
-    primary = devdb.create_cluster(base / "primary", devdb.free_port())
-    standby = None
-    try:
-        devdb.start_cluster(primary, extra_options="-c fsync=off -c max_connections=100")
-        url = devdb.load_sample(primary, password="failover-bench")
-        standby = replication.make_standby(primary, base / "standby", extra_options="-c fsync=off")
-        replication.wait_streaming(primary)
+    def sample(primary: devdb.Cluster) -> str:
+        return devdb.load_sample(primary, password="failover-bench")
+
+    with replication.replicated("pgmcp-failover-", sample, options="-c fsync=off -c max_connections=100") as (
+            primary, standby, url):
         both = url.replace(f"127.0.0.1:{primary.port}", f"127.0.0.1:{primary.port},127.0.0.1:{standby.port}")
         with harness.server(both + "?target_session_attrs=primary", workers=2, threads=4,
                             env={"POOL_CONNECTION_TIMEOUT": "2000"}) as srv:
@@ -97,12 +90,7 @@ def run() -> str:
             for thread in threads:
                 thread.join()
             alive = srv.proc.poll() is None
-        return report(calls, stopped=stopped, promoted=promoted, alive=alive)
-    finally:
-        for cluster in (standby, primary):
-            if cluster is not None:
-                devdb.stop_cluster(cluster, mode="immediate")
-        shutil.rmtree(base, ignore_errors=True)
+    return report(calls, stopped=stopped, promoted=promoted, alive=alive)
 
 
 def report(calls: list[Call], *, stopped: float, promoted: float, alive: bool) -> str:
@@ -139,11 +127,7 @@ def report(calls: list[Call], *, stopped: float, promoted: float, alive: bool) -
 def main() -> None:
     text = run()
     print(text)
-    if os.environ.get("BENCH_SAVE") == "1":
-        path = harness.REPO / "bench" / "results" / f"{datetime.now(UTC):%Y-%m-%d}.md"
-        with path.open("a") as out:
-            out.write(f"\n## Failover (bench/failover.py)\n\n{text}\n")
-        print(f"appended to {path}")
+    harness.save_result("Failover (bench/failover.py)", text)
 
 
 if __name__ == "__main__":

@@ -30,10 +30,8 @@ import http.client
 import json
 import multiprocessing
 import os
-import platform
 import re
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -53,7 +51,6 @@ TOKENS = {"alice": "bench-alice-" + "0123456789abcdef", "bob": "bench-bob-" + "0
 LAYOUT = {"THREADS": "8", "MAX_CONNECTIONS": "4", "AUDIT_LOG": "off", "LOG_LEVEL": "warning"}
 SERVERS = {"fair share on (cap 3, the default)": {}, "cap 2 (half the pool)": {"CALLER_MAX_CONCURRENT": "2"},
            "fair share off": {"CALLER_MAX_CONCURRENT": "off"}}
-RESULTS = Path(__file__).resolve().parent / "results"
 RETRY = re.compile(r"retry after (\d+) s")
 KINDS = ("lookup", "range", "report", "describe", "list", "read")
 REPORT_S = float(os.environ.get("BENCH_REPORT_SECONDS", "0.05"))
@@ -286,33 +283,18 @@ def render(rounds: list[list[Phase]], counted: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def describe_machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.machine())
-    load_avg = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=harness.REPO, capture_output=True,
-                            text=True, check=False).stdout.strip() or "unknown"
-    return (f"commit {commit}; {os.cpu_count()} cores ({cpu}); server, PostgreSQL 15 and the three client "
-            f"processes share them; load average at the end {load_avg}; one worker, THREADS=8, MAX_CONNECTIONS=4")
-
-
 def main() -> None:
     started = time.monotonic()
     with harness.database() as db, tempfile.TemporaryDirectory(prefix="pgmcp-bench-fair-") as folder:
         workload.prepare_pgbench(db)
         rounds, counted = measure(db, Path(folder))
-    when = datetime.datetime.now(datetime.UTC)
-    header = (f"# Fair share per caller under a flood (`bench/fair_share.py`), {when:%Y-%m-%d %H:%M} UTC\n\n"
-              f"{describe_machine()}; {time.monotonic() - started:.0f} s in all.\n\n")
-    table = render(rounds, counted)
-    print(header + table)
-    if os.environ.get("BENCH_SAVE") == "1":
-        RESULTS.mkdir(exist_ok=True)
-        path = RESULTS / f"{when:%Y-%m-%d}.md"
-        with path.open("a") as results:
-            results.write(("\n\n" if path.exists() else "") + header + table)
-        print(f"appended to {path.relative_to(harness.REPO)}")
-
+    heading = (f"Fair share per caller under a flood (`bench/fair_share.py`), "
+               f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
+    body = (harness.describe_machine("server, PostgreSQL 15 and the three client processes share them; one worker, "
+                                     "THREADS=8, MAX_CONNECTIONS=4")
+            + f"; {time.monotonic() - started:.0f} s in all.\n\n" + render(rounds, counted))
+    print(f"# {heading}\n\n{body}")
+    harness.save_result(heading, body)
 
 if __name__ == "__main__":
     main()

@@ -8,9 +8,11 @@ and stops it on exit.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import http.client
 import json
 import os
+import platform
 import secrets
 import shutil
 import signal
@@ -31,6 +33,31 @@ from devkit import devdb  # noqa: E402
 from pgmcp_http.config import load_settings  # noqa: E402
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
+RESULTS = REPO / "bench" / "results"
+
+
+def describe_machine(sharing: str) -> str:
+    """The commit, the cores and what shares them (``sharing``), and the load average now: what a figure read
+    later needs beside it."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.machine())
+    load_avg = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True,
+                            text=True, check=False).stdout.strip() or "unknown"
+    return f"commit {commit}; {os.cpu_count()} cores ({cpu}); {sharing}; load average at the end {load_avg}"
+
+
+def save_result(heading: str, body: str) -> None:
+    """With BENCH_SAVE=1 (``make ... SAVE=1``), keep a run in ``bench/results/<UTC date>.md``: the day's first
+    run opens the file under ``# heading``, later ones are appended under ``## heading``, never replacing."""
+    if os.environ.get("BENCH_SAVE") != "1":
+        return
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d}.md"
+    opening = "\n\n## " if path.exists() else "# "
+    with path.open("a") as results:
+        results.write(f"{opening}{heading}\n\n{body.rstrip()}\n")
+    print(f"kept in {path}")
 
 
 @dataclass(frozen=True)

@@ -265,11 +265,7 @@ def main() -> None:
                f"interleaved rounds; load average {', '.join(f'{value:.2f}' for value in os.getloadavg())}")
     text = "\n".join([heading, "", *out, "", *summary])
     print(text)
-    if os.environ.get("BENCH_SAVE") == "1":
-        path = harness.REPO / "bench" / "results" / f"{datetime.now(UTC):%Y-%m-%d}.md"
-        with path.open("a") as sink:
-            sink.write(f"\n## Peers (bench/peers.py)\n\n{text}\n")
-        print(f"appended to {path}")
+    harness.save_result("Peers (bench/peers.py)", text)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -45,7 +44,6 @@ WORKERS = int(os.environ["BENCH_WORKERS"]) if os.environ.get("BENCH_WORKERS") el
 THREADS = int(os.environ["BENCH_THREADS"]) if os.environ.get("BENCH_THREADS") else None
 CONCURRENCY = (1, 8, 32)
 BIG_ROWS = 2_000_000
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @dataclass
@@ -244,36 +242,17 @@ def render(rows: list[Row], facts: list[str]) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {fact}" for fact in facts) + "\n"
 
 
-def describe_machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.machine())
-    load_avg = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=harness.REPO, capture_output=True,
-                            text=True, check=False).stdout.strip() or "unknown"
-    return (f"commit {commit}; {os.cpu_count()} cores ({cpu}); server, PostgreSQL 15 and wrk share them; load "
-            f"average at the end {load_avg}; {SECONDS:g} s per measurement, wrk keep-alive")
-
-
 def main() -> None:
     started = time.monotonic()
     with harness.database() as db:
         workload.prepare_pgbench(db)
         rows, facts = measure(db)
     table = render(rows, facts)
-    when = datetime.datetime.now(datetime.UTC)
-    header = (f"# make bench, {when:%Y-%m-%d %H:%M} UTC\n\n{describe_machine()}; "
-              f"{time.monotonic() - started:.0f} s in all.\n\n")
-    print(header + table)
-    if os.environ.get("BENCH_SAVE") == "1":
-        RESULTS.mkdir(exist_ok=True)
-        path = RESULTS / f"{when:%Y-%m-%d}.md"
-        if path.exists():  # another run the same day: appended under its own heading, never replacing
-            with path.open("a") as results:
-                results.write("\n\n#" + header + table)
-            print(f"appended to {path.relative_to(harness.REPO)}")
-        else:
-            path.write_text(header + table)
-            print(f"written to {path.relative_to(harness.REPO)}")
+    heading = f"make bench, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"
+    body = (harness.describe_machine(f"server, PostgreSQL 15 and wrk share them; {SECONDS:g} s per measurement, "
+                                     "wrk keep-alive") + f"; {time.monotonic() - started:.0f} s in all.\n\n" + table)
+    print(f"# {heading}\n\n{body}")
+    harness.save_result(heading, body)
 
 
 if __name__ == "__main__":
