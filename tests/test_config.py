@@ -55,6 +55,12 @@ def test_port_wins_over_health_port():
     ({"BLOCKED_TABLES": "a.b.c"}, "BLOCKED_TABLES: 'a.b.c' is not `table` or `schema.table`"),
     ({"SESSION_SECRET": "short"}, "SESSION_SECRET is too short"),
     ({"PORT": "70000"}, "PORT=70000 is out of range"),
+    ({"MAX_REPLICA_LAG": "soon"}, "MAX_REPLICA_LAG='soon' is not a number"),
+    ({"MAX_REPLICA_LAG": "0"}, "MAX_REPLICA_LAG='0' must be a number above 0"),
+    ({"DATABASE_URL": URL + "?load_balance_hosts=roundrobin"},
+     "DATABASE_URL: load_balance_hosts=roundrobin is not one of disable, random"),
+    ({"DATABASE_URL": URL + "?target_session_attrs=standby", "READ_ONLY": "false"},
+     "target_session_attrs=standby sends calls to standbys, which cannot write, but READ_ONLY=false"),
 ])
 def test_bad_values_name_the_variable(env, fragment):
     with pytest.raises(ConfigError) as caught:

@@ -110,6 +110,11 @@ def test_prefer_standby_sends_every_read_to_the_standby_and_says_so(pair, tmp_pa
             "ref": {"type": "ref/resource", "uri": "postgres://table/{schema}/{table}"},
             "argument": {"name": "table", "value": "it"}, "context": {"arguments": {"schema": "public"}}})
         assert completion.body["result"]["completion"]["values"] == ["items"]
+        # An error PostgreSQL answered says who answered it too.
+        failed = call_tool(server, "query", {"sql": "SELECT 1 / 0 AS n"})
+        assert failed["isError"] is True and "division by zero" in failed["content"][0]["text"]
+        assert (failed["_meta"][NODE_KEY]["role"], failed["_meta"][NODE_KEY]["node"]) == (
+            "standby", f"127.0.0.1:{pair.standby.port}")
         assert our_backends(pair.primary) == 0
         assert our_backends(pair.standby) >= 1
         nodes = request("GET", f"{server.base}/health")[2]["database_nodes"]
