@@ -19,7 +19,7 @@ from collections.abc import Callable
 import psycopg2
 
 from pgmcp_http.db.connect import APPLICATION_NAME
-from pgmcp_http.db.errors import DatabaseUnavailable
+from pgmcp_http.db.errors import DatabaseUnavailable, first_line
 from pgmcp_http.db.routing import hosts
 
 __all__ = ["TAG_PREFIX", "Canceller", "tagged_application_name"]
@@ -59,7 +59,7 @@ class Canceller:
         try:
             dsn, extra = self._secrets() if self._secrets is not None else (self._dsn, {})
         except DatabaseUnavailable as exc:
-            log.warning("could not cancel a request: %s", str(exc).strip().splitlines()[0])
+            log.warning("could not cancel a request: %s", first_line(exc))
             return 0
         params = {**self._libpq_params, **extra}
         places = hosts(dsn, params)
@@ -74,7 +74,7 @@ class Canceller:
             conn = psycopg2.connect(dsn, application_name=f"{APPLICATION_NAME}-cancel",
                                     connect_timeout=max(2, math.ceil(self._timeout_s)), **params)
         except psycopg2.OperationalError as exc:
-            log.warning("could not cancel a request: %s", str(exc).strip().splitlines()[0])
+            log.warning("could not cancel a request: %s", first_line(exc))
             return 0
         try:
             with conn.cursor() as cur:  # one transaction, so the timeout stays local behind a pooler too
@@ -84,7 +84,7 @@ class Canceller:
             conn.rollback()
             return int(count)
         except psycopg2.Error as exc:
-            log.warning("could not cancel a request: %s", str(exc).strip().splitlines()[0])
+            log.warning("could not cancel a request: %s", first_line(exc))
             return 0
         finally:
             conn.close()

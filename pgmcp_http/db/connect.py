@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 import psycopg2
 
+from pgmcp_http.db.errors import first_line
 from pgmcp_http.db.nodes import NodeConnection, describe
 from pgmcp_http.db.routing import session_attrs
 from pgmcp_http.db.values import register_casters
@@ -67,7 +68,7 @@ def open_connection(opts: ConnectOptions) -> NodeConnection:
     except psycopg2.OperationalError as exc:
         if "unsupported startup parameter" not in str(exc):
             raise
-        _warn_options_refused(str(exc).strip().splitlines()[0])
+        _warn_options_refused(first_line(exc))
         conn = _connect(opts, options=None)
     conn.autocommit = True
     register_casters(conn)
@@ -77,9 +78,8 @@ def open_connection(opts: ConnectOptions) -> NodeConnection:
         conn.close()
         if isinstance(exc, psycopg2.OperationalError):
             raise
-        lines = str(exc).strip().splitlines()
         raise psycopg2.OperationalError(f"could not tell whether the node is a primary or a standby "
-                                        f"({lines[0] if lines else type(exc).__name__})") from None
+                                        f"({first_line(exc)})") from None
     return conn
 
 

@@ -81,8 +81,7 @@ class Database:
                     bound = self.lag.bound(conn)
                 except psycopg2.Error as exc:
                     conn.close()
-                    raise ConnectionLost(f"database unavailable: the connection was lost ({_first_line(exc)})"
-                                         ) from None
+                    raise ConnectionLost.of(exc) from None
                 if not self.lag.too_far(bound):
                     conn.lag_s = bound  # type: ignore[attr-defined]  # what the result says of freshness
                     yield conn
@@ -116,8 +115,3 @@ class Database:
 
     def close(self) -> None:
         self.pool.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

@@ -16,6 +16,7 @@ __all__ = [
     "QueryTimeout",
     "RoleRefused",
     "RoleUnavailable",
+    "first_line",
 ]
 
 
@@ -37,6 +38,10 @@ class DatabaseUnavailable(DatabaseError):
 
 class ConnectionLost(DatabaseUnavailable):
     """A pooled connection died under a statement; nothing was committed, so a retry is safe."""
+
+    @classmethod
+    def of(cls, exc: BaseException) -> ConnectionLost:
+        return cls(f"database unavailable: the connection was lost ({first_line(exc)})")
 
 
 class QueryTimeout(DatabaseError):
@@ -88,3 +93,10 @@ class RoleRefused(DatabaseError):
 class RoleUnavailable(DatabaseError):
     """PostgreSQL would not switch to the caller's role (it does not exist, or the login role was not
     granted it): the call ends here, and nothing ran under the login role."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a driver error, which is what a message may quote: libpq's names the host and the
+    reason, never the password (later lines carry PostgreSQL's detail and context)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

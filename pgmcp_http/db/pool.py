@@ -46,7 +46,7 @@ import psycopg2
 import psycopg2.extensions as ext
 from psycopg2.pool import ThreadedConnectionPool
 
-from pgmcp_http.db.errors import DatabaseUnavailable, PoolClosed, PoolTimeout
+from pgmcp_http.db.errors import DatabaseUnavailable, PoolClosed, PoolTimeout, first_line
 
 __all__ = ["Pool", "PoolObserver", "PoolStats"]
 
@@ -209,7 +209,7 @@ class Pool:
         try:
             conn.cancel()
         except psycopg2.Error as exc:
-            log.warning("could not cancel a statement: %s", _first_line(exc))
+            log.warning("could not cancel a statement: %s", first_line(exc))
             return False
         finally:
             with self._lock:
@@ -390,13 +390,6 @@ def _server_spoke(conn: ext.connection) -> bool:
     return bool(poller.poll(0))
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def _connect_failure(exc: psycopg2.OperationalError) -> str:
     """libpq's first line, which names the host and the reason (never the password)."""
-    text = str(exc).strip().splitlines()
-    reason = text[0] if text else type(exc).__name__
-    return f"database unavailable: {reason}"
+    return f"database unavailable: {first_line(exc)}"

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import psycopg2
 import psycopg2.errors
 
-from pgmcp_http.db.errors import DatabaseUnavailable, QueryTimeout
+from pgmcp_http.db.errors import DatabaseUnavailable, QueryTimeout, first_line
 from pgmcp_http.db.routing import session_attrs
 
 __all__ = ["PROBE_APPLICATION_NAME", "Probe"]
@@ -73,7 +73,7 @@ class Probe:
                 **params,
             )
         except psycopg2.OperationalError as exc:
-            raise DatabaseUnavailable(_first_line("database unavailable", exc)) from None
+            raise DatabaseUnavailable(f"database unavailable: {first_line(exc)}") from None
         try:
             with conn.cursor() as cur:
                 cur.execute("SET LOCAL statement_timeout = %s", (f"{max(1, int(self.timeout_s * 1000))}ms",))
@@ -82,13 +82,7 @@ class Probe:
         except psycopg2.errors.QueryCanceled:
             raise QueryTimeout(int(self.timeout_s * 1000), "HEALTH_CHECK_TIMEOUT") from None
         except psycopg2.Error as exc:
-            raise DatabaseUnavailable(_first_line("database unavailable", exc)) from None
+            raise DatabaseUnavailable(f"database unavailable: {first_line(exc)}") from None
         finally:
             conn.close()
         return time.monotonic() - started
-
-
-def _first_line(prefix: str, exc: psycopg2.Error) -> str:
-    """libpq's first line names the host and the reason, never the password."""
-    lines = str(exc).strip().splitlines()
-    return f"{prefix}: {lines[0] if lines else type(exc).__name__}"

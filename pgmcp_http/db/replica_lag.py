@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import psycopg2
 import psycopg2.extensions as ext
 
-from pgmcp_http.db.errors import DatabaseUnavailable
+from pgmcp_http.db.errors import DatabaseUnavailable, first_line
 from pgmcp_http.db.nodes import PRIMARY, role_now
 
 __all__ = ["LAG_SQL", "REFRESH_S", "STALE_RECHECK_S", "LagWatch", "StandbyBehind"]
@@ -134,7 +134,7 @@ class LagWatch:
                     self._measured[key] = unknown
                 return unknown
             raise StandbyBehind(f"stale read refused: the lag of the standby {conn.node.name} could not be "  # type: ignore[attr-defined]
-                                f"measured ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc}), so "
+                                f"measured ({first_line(exc)}), so "
                                 f"MAX_REPLICA_LAG={self.max_lag_s:g} cannot be vouched for; nothing was run. Ask "
                                 "the operator to let the login role run pg_last_xact_replay_timestamp()") from None
         lag_s = float(row[0] or 0) if row else 0.0

@@ -41,6 +41,7 @@ from pgmcp_http.db.errors import (
     QueryFailed,
     QueryTimeout,
     RoleUnavailable,
+    first_line,
 )
 from pgmcp_http.db.nodes import PRIMARY, Node, role_now
 from pgmcp_http.db.types import TypeNames
@@ -178,7 +179,7 @@ class Transaction:
 
     def _role_error(self, exc: psycopg2.Error) -> RoleUnavailable:
         caller = self.caller or Caller(subject="?")
-        reason = exc.diag.message_primary or _first_line(exc)
+        reason = exc.diag.message_primary or first_line(exc)
         return RoleUnavailable(
             f"cannot act as database role {caller.role} for caller {caller.subject}: {reason}; nothing "
             f"was run. The operator must create the role and grant it to the login role "
@@ -186,7 +187,7 @@ class Transaction:
 
     def _translate(self, exc: psycopg2.Error, sent: bytes | None = None) -> Exception:
         if self.conn.closed:
-            return ConnectionLost(f"database unavailable: the connection was lost ({_first_line(exc)})")
+            return ConnectionLost.of(exc)
         if isinstance(exc, psycopg2.errors.QueryCanceled):
             if "statement timeout" in str(exc):
                 return QueryTimeout(self.timeout_ms, self.timeout_setting)
@@ -194,7 +195,7 @@ class Transaction:
                                   "request, or an administrator stopped it)")
         diag = exc.diag
         return QueryFailed(
-            diag.message_primary or _first_line(exc),
+            diag.message_primary or first_line(exc),
             sqlstate=exc.pgcode,
             detail=diag.message_detail,
             hint=diag.message_hint,
@@ -331,7 +332,7 @@ def transaction(conn: ext.connection, *, read_only: bool, server_read_only: bool
             tx.end(commit=tx.commit_on_exit)
         except psycopg2.Error as exc:
             # Not ConnectionLost: a COMMIT may have reached the server, so no retry.
-            raise DatabaseUnavailable(f"database unavailable while ending the transaction ({_first_line(exc)})"
+            raise DatabaseUnavailable(f"database unavailable while ending the transaction ({first_line(exc)})"
                                       ) from None
 
 
@@ -364,8 +365,3 @@ def _near(sent: bytes | None, position: str | None) -> str | None:
     start = int(position) - 1
     snippet = text[start:start + 40].split("\n")[0].strip()
     return f"`{snippet}`" if snippet else None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
