@@ -50,7 +50,7 @@ bench-workers: $(STAMP)
 bench-profile: $(STAMP)
 	@scripts/ensure-debian-package.sh wrk wrk
 	@test -x $(VENV)/bin/py-spy || $(PY) -m pip install --quiet --disable-pip-version-check py-spy==0.4.3
-	$(PY) bench/hotpath.py
+	BENCH_SAVE=$(SAVE) $(PY) bench/hotpath.py
 
 bench-failover: $(STAMP)
 	BENCH_SAVE=$(SAVE) $(PY) bench/failover.py

@@ -5,10 +5,13 @@ metrics, access log), drives it with wrk as ``make bench`` does, and samples
 one worker with py-spy while it runs (``--gil``: only samples where Python
 holds the GIL, so waiting on PostgreSQL or on a socket is not counted). Each
 sample is charged to the innermost frame that belongs to a known component,
-and the shares are printed. Prints figures; asserts nothing.
+and the shares are printed, then the functions that hold the GIL longest: by
+their own time (the innermost Python frame) and counting what they call. Prints
+figures; asserts nothing; ``make bench-profile SAVE=1`` keeps them in
+bench/results/<date>.md (the before/after tables of issue 24 are kept that way).
 
 Environment: BENCH_SECONDS (default 10), BENCH_WORKERS / BENCH_THREADS (default: the
-server's own layout).
+server's own layout), BENCH_LABEL (a word for the kept heading, e.g. "before").
 """
 
 from __future__ import annotations
@@ -62,6 +65,41 @@ def shares(raw: Path) -> tuple[int, list[tuple[str, float]]]:
     return total, [(name, 100 * value / max(total, 1)) for name, value in counts.most_common()]
 
 
+TOP = 15
+
+
+def _function(frame: str) -> str:
+    """``name (path/file.py:line)`` from py-spy's frame text, with the path cut at its package."""
+    name, _, where = frame.partition(" (")
+    where = re.sub(r"^.*/(site-packages|lib/python3\.\d+|pgmcp_http)/", lambda m: (
+        "pgmcp_http/" if m.group(1) == "pgmcp_http" else ""), where.rstrip(")"))
+    where = re.sub(r":\d+$", "", where)
+    return f"{name} ({where})"
+
+
+def functions(raw: Path) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """The top functions by their own samples and by samples they are on the stack for (each function
+    counted once per stack), as shares of every sample holding the GIL."""
+    own: collections.Counter[str] = collections.Counter()
+    within: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, number = line.rpartition(" ")
+        if not number.isdigit():
+            continue
+        samples = int(number)
+        total += samples
+        frames = [_function(frame) for frame in stack.split(";")[1:]]
+        if frames:
+            own[frames[-1]] += samples
+        for name in set(frames):
+            if "pgmcp_http/" in name:
+                within[name] += samples
+    def share(counter: collections.Counter[str]) -> list[tuple[str, float]]:
+        return [(name, 100 * value / max(total, 1)) for name, value in counter.most_common(TOP)]
+    return share(own), share(within)
+
+
 def main() -> None:
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if spy is None:
@@ -80,11 +118,22 @@ def main() -> None:
             result = drive(srv.port, "profiled", 8, workload.modern_call())
             sampler.wait()
     total, table = shares(raw)
+    own, within = functions(raw)
     raw.unlink(missing_ok=True)
-    print(f"tools/call query (2026-07-28), wrk c=8: {result.rate:,.0f} calls/s while sampled, "
-          f"{result.cpu_us or 0:,.0f} us of server CPU per call; worker {worker}, {total} samples holding the GIL")
-    for name, share in table:
-        print(f"{share:5.1f}%  {name}")
+    lines = [f"tools/call query (2026-07-28), wrk c=8: {result.rate:,.0f} calls/s while sampled, "
+             f"{result.cpu_us or 0:,.0f} us of server CPU per call; worker {worker}, {total} samples holding the GIL",
+             "", "| share | component |", "|---:|---|"]
+    lines += [f"| {share:.1f}% | {name} |" for name, share in table]
+    lines += ["", "| own time | function (innermost Python frame) |", "|---:|---|"]
+    lines += [f"| {share:.1f}% | `{name}` |" for name, share in own]
+    lines += ["", "| on the stack | this server's function (with what it calls) |", "|---:|---|"]
+    lines += [f"| {share:.1f}% | `{name}` |" for name, share in within]
+    text = "\n".join(lines)
+    print(text)
+    label = os.environ.get("BENCH_LABEL", "")
+    harness.save_result(f"Profile{' ' + label if label else ''} (bench/hotpath.py)",
+                        harness.describe_machine("one worker sampled by py-spy --gil at "
+                                                 f"{RATE} Hz while wrk drives the server") + "\n\n" + text)
 
 
 if __name__ == "__main__":
