@@ -194,6 +194,7 @@ class Runtime:
             size=settings.connections_per_worker,
             acquire_timeout_s=settings.pool_connection_timeout_ms / 1000,
             idle_timeout_s=settings.pool_idle_timeout_ms / 1000,
+            rollback_delay_s=settings.rollback_delay_ms / 1000,
             observer=self.metrics,
             keep=keep,
         )

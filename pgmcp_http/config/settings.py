@@ -40,6 +40,7 @@ class Settings:
     pool_idle_timeout_ms: int = 30_000
     pool_connection_timeout_ms: int = 2_000
     pool_statement_timeout_ms: int = 30_000
+    rollback_delay_ms: int = 5
     ssl_mode: str | None = None
     ssl_cert_path: str | None = None
     ssl_key_path: str | None = None
@@ -192,6 +193,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pool_idle_timeout_ms=reader.integer("POOL_IDLE_TIMEOUT", 30_000, minimum=1_000, unit=ms),
         pool_connection_timeout_ms=reader.integer("POOL_CONNECTION_TIMEOUT", 2_000, minimum=1, unit=ms),
         pool_statement_timeout_ms=reader.integer("POOL_STATEMENT_TIMEOUT", 30_000, minimum=1, unit=ms),
+        rollback_delay_ms=reader.integer("ROLLBACK_DELAY_MS", 5, minimum=0, maximum=1_000, unit=ms),
         ssl_mode=ssl_mode,
         ssl_cert_path=ssl_cert,
         ssl_key_path=ssl_key,

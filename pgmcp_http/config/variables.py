@@ -69,6 +69,10 @@ VARIABLES: tuple[Variable, ...] = (
              "ms to wait for a free connection (and to connect) before answering \"server busy\"", _DB),
     Variable("POOL_STATEMENT_TIMEOUT", "30000", "ms session default `statement_timeout` of every connection: "
              "the backstop for all SQL", _DB),
+    Variable("ROLLBACK_DELAY_MS", "5", "ms a finished read-only transaction may stay open on an idle pooled "
+             "connection, to be rolled back in the same round trip as the next call's first statement (one "
+             "round trip fewer per call); then it is rolled back on its own. 0 rolls back at once", _DB,
+             see="performance.md#one-round-trip-per-read"),
     Variable("ENABLE_SSL", "false", "connect to PostgreSQL with TLS (`SSL_MODE` then defaults to `require`)", _DB),
     Variable("SSL_MODE", "(libpq default)", "disable, allow, prefer, require, verify-ca or verify-full; `sslmode` "
              "in `DATABASE_URL` also works", _DB),

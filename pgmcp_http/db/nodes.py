@@ -12,8 +12,11 @@ with is asked once, with ``pg_is_in_recovery()``, when it opens.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg2.extensions as ext
+
+from pgmcp_http.db import deferred_rollback
 
 __all__ = ["PRIMARY", "STANDBY", "Node", "NodeConnection", "describe", "role_now"]
 
@@ -47,6 +50,14 @@ class NodeConnection(ext.connection):
     # answer behind one name (a reader endpoint, a Kubernetes Service), and lag is theirs, not the name's.
     server: str = ""
     lag_s: float | None = None  # set per checkout by the stale-read guard (see pgmcp_http.db.replica_lag)
+    rollback_owed: bool = False  # a finished read is still open (see pgmcp_http.db.deferred_rollback)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> ext.cursor:
+        """A cursor, after the rollback this connection owes (nothing runs inside a previous caller's
+        transaction); :class:`~pgmcp_http.db.run.Transaction` takes the debt first and folds it in."""
+        if self.rollback_owed:
+            deferred_rollback.settle(self)
+        return super().cursor(*args, **kwargs)
 
 
 def describe(conn: NodeConnection, *, now: float) -> Node:

@@ -20,6 +20,11 @@ checks what it hands back and never closes idle connections. This wrapper adds:
 - :meth:`Pool.cancel_held_by`: cancel the statement of whichever connection a
   given thread holds (the web layer uses it when a client hangs up mid-call,
   so no orphaned query runs on to its timeout);
+- deferred rollbacks (``rollback_delay_s``): a connection returned owing the
+  rollback of a finished read (:mod:`pgmcp_http.db.deferred_rollback`) is kept
+  as it is for the next borrower to fold in, and a second reaper thread rolls
+  it back once it has sat idle that long, so no snapshot or lock outlives a
+  quiet moment;
 - an optional ``keep`` check on return, for what only the caller can judge
   (a connection whose node was promoted or demoted is replaced, see
   :mod:`pgmcp_http.db.routing`), and :meth:`Pool.nodes`: which nodes the open
@@ -46,6 +51,7 @@ import psycopg2
 import psycopg2.extensions as ext
 from psycopg2.pool import ThreadedConnectionPool
 
+from pgmcp_http.db import deferred_rollback
 from pgmcp_http.db.errors import DatabaseUnavailable, PoolClosed, PoolTimeout, first_line
 
 __all__ = ["Pool", "PoolObserver", "PoolStats"]
@@ -90,35 +96,76 @@ class _FactoryPool(ThreadedConnectionPool):
         # every returned connection beyond minconn instead of keeping it.
         super().__init__(0, maxconn)
         self.minconn = maxconn
+        self._aside: list[ext.connection] = []  # taken out by take_idle(aside=True), still counted as idle
+        self._opening = 0
 
-    def _connect(self, key: Any = None) -> ext.connection:
-        conn = self._factory()
-        if key is not None:
-            self._used[key] = conn
-            self._rused[id(conn)] = key
-        else:
-            self._pool.append(conn)
+    def getconn(self, key: Any = None) -> ext.connection:
+        """psycopg2's ``getconn``, except that a new connection is opened outside the pool's lock.
+
+        Opening one takes a round trip or more, and behind a transaction-mode
+        pooler it waits for a server connection, which an idle connection
+        owing a rollback may hold (:mod:`pgmcp_http.db.deferred_rollback`).
+        Under psycopg2's lock that wait would block every check-in and the
+        settler that ends it: a deadlock seen with two workers behind a
+        PgBouncer with two server connections.
+        """
+        with self._lock:
+            if self.closed:
+                raise psycopg2.pool.PoolError("connection pool is closed")
+            if self._pool:
+                return self._lend(self._pool.pop())
+            if len(self._used) + len(self._aside) + self._opening >= self.maxconn:
+                raise psycopg2.pool.PoolError("connection pool exhausted")
+            self._opening += 1
+        try:
+            conn = self._factory()
+        finally:
+            with self._lock:
+                self._opening -= 1
+        with self._lock:
+            if not self.closed:
+                return self._lend(conn)
+        conn.close()
+        raise psycopg2.pool.PoolError("connection pool is closed")
+
+    def _lend(self, conn: ext.connection) -> ext.connection:
+        """Note ``conn`` as in use, as psycopg2's ``putconn`` expects (the caller holds the lock)."""
+        key = self._getkey()
+        self._used[key] = conn
+        self._rused[id(conn)] = key
         return conn
 
     def idle_connections(self) -> list[ext.connection]:
         return list(self._pool)
 
-    def take_idle(self, conn: ext.connection) -> bool:
-        """Remove an idle connection from the pool (for the reaper); False if it was taken meanwhile."""
+    def take_idle(self, conn: ext.connection, *, aside: bool = False) -> bool:
+        """Remove an idle connection from the pool (for a reaper); False if it was taken meanwhile. One
+        taken ``aside`` (to be given back by :meth:`put_idle`) still counts as open and idle."""
         with self._lock:
             try:
                 self._pool.remove(conn)
             except ValueError:
                 return False
+            if aside:
+                self._aside.append(conn)
             return True
+
+    def put_idle(self, conn: ext.connection) -> None:
+        """Give back a connection :meth:`take_idle` set aside (closed now if the pool closed meanwhile)."""
+        with self._lock:
+            self._aside.remove(conn)
+            if self.closed or conn.closed:
+                conn.close()
+            else:
+                self._pool.append(conn)
 
     def counts(self) -> tuple[int, int]:
         with self._lock:
-            return len(self._used), len(self._pool)
+            return len(self._used), len(self._pool) + len(self._aside)
 
     def every_connection(self) -> list[ext.connection]:
         with self._lock:
-            return [*self._used.values(), *self._pool]
+            return [*self._used.values(), *self._pool, *self._aside]
 
 
 class Pool:
@@ -126,13 +173,14 @@ class Pool:
 
     def __init__(self, *, connect: Connect, size: int, acquire_timeout_s: float, idle_timeout_s: float,
                  name: str = "pgmcp", observer: PoolObserver | None = None,
-                 keep: Callable[[ext.connection], bool] | None = None) -> None:
+                 keep: Callable[[ext.connection], bool] | None = None, rollback_delay_s: float = 0.0) -> None:
         if size < 1:
             raise ValueError(f"pool {name!r}: size must be at least 1, got {size}")
         self.name = name
         self.size = size
         self.acquire_timeout_s = acquire_timeout_s
         self.idle_timeout_s = idle_timeout_s
+        self.rollback_delay_s = rollback_delay_s
         self._connect = connect
         self._keep = keep
         # Bumped whenever a connection opens or closes: the set of nodes can only change then.
@@ -152,6 +200,8 @@ class Pool:
         self._discarded = 0
         self._closed = threading.Event()
         self._reaper: threading.Thread | None = None
+        self._owing = threading.Event()  # set when a connection comes back owing a rollback
+        self._settler: threading.Thread | None = None
         self._observer = observer
         self._changed()
 
@@ -249,6 +299,7 @@ class Pool:
     def close(self) -> None:
         """Close every connection; later borrowers get PoolClosed."""
         self._closed.set()
+        self._owing.set()  # wakes the settler, which then sees the pool closed
         with contextlib.suppress(psycopg2.pool.PoolError):
             self._pool.closeall()
         with self._lock:
@@ -310,9 +361,10 @@ class Pool:
         return conn
 
     def _checkin(self, conn: ext.connection) -> None:
-        if not conn.closed and conn.info.transaction_status != ext.TRANSACTION_STATUS_IDLE:
+        owing = not conn.closed and _owes_rollback(conn)
+        if not owing and not conn.closed and conn.info.transaction_status != ext.TRANSACTION_STATUS_IDLE:
             _try_rollback(conn)
-        if conn.closed or conn.info.transaction_status != ext.TRANSACTION_STATUS_IDLE:
+        if conn.closed or (not owing and conn.info.transaction_status != ext.TRANSACTION_STATUS_IDLE):
             self._discard(conn)
             return
         if self._keep is not None and not self._keep(conn):
@@ -322,6 +374,9 @@ class Pool:
             self._last_used[id(conn)] = time.monotonic()
         self._pool.putconn(conn)
         self._start_reaper()
+        if owing:
+            self._owing.set()
+            self._start_settler()
 
     def _discard(self, conn: ext.connection) -> None:
         with self._lock:
@@ -347,6 +402,68 @@ class Pool:
         interval = max(self.idle_timeout_s / 2, 0.5)
         while not self._closed.wait(interval):
             self.reap_idle()
+
+    def _start_settler(self) -> None:
+        if self._settler is not None:
+            return
+        with self._lock:
+            if self._settler is not None:
+                return
+            self._settler = threading.Thread(target=self._settle_forever, name=f"{self.name}-settler", daemon=True)
+        self._settler.start()
+
+    def _settle_forever(self) -> None:
+        """Wake when a connection comes back owing a rollback, give the next borrower ``rollback_delay_s`` to
+        fold it in, then roll back those still owing (about 1/delay wake-ups a second under load at most)."""
+        while True:
+            self._owing.wait()
+            if self._closed.is_set():
+                return
+            self._owing.clear()
+            time.sleep(self.rollback_delay_s)
+            self.settle_idle()
+
+    def settle_idle(self) -> int:
+        """Roll back idle connections that have owed a rollback for ``rollback_delay_s``; return how many.
+
+        Each is taken out of the pool under a free slot (so no borrower opens a
+        connection beyond the pool's size meanwhile); with every slot in use,
+        the borrowers fold the rollbacks in themselves and none is needed here.
+        """
+        now = time.monotonic()
+        settled = 0
+        for conn in self._pool.idle_connections():
+            if not deferred_rollback.owes(conn):
+                continue
+            with self._lock:
+                since = self._last_used.get(id(conn))
+            if since is not None and now - since < self.rollback_delay_s:
+                self._owing.set()  # not due yet: look again after another delay
+                continue
+            if not self._slots.acquire(blocking=False):
+                self._owing.set()  # every slot is taken for now: try again after another delay
+                break
+            try:
+                if not self._pool.take_idle(conn, aside=True):
+                    continue  # a borrower took it, and folds the rollback in
+                try:
+                    deferred_rollback.settle(conn)
+                except psycopg2.Error as exc:
+                    log.warning("discarding a connection whose deferred rollback failed: %s", type(exc).__name__)
+                    conn.close()
+                closed = conn.closed
+                self._pool.put_idle(conn)
+                if closed:
+                    with self._lock:
+                        self._discarded += 1
+                        self._last_used.pop(id(conn), None)
+                        self.generation += 1
+                    self._changed()
+                else:
+                    settled += 1
+            finally:
+                self._slots.release()
+        return settled
 
     def reap_idle(self) -> int:
         """Close idle connections unused for longer than ``idle_timeout_s``; return how many."""
@@ -380,6 +497,12 @@ def _try_rollback(conn: ext.connection) -> None:
     except psycopg2.Error as exc:
         log.warning("discarding a connection whose rollback failed: %s", type(exc).__name__)
         conn.close()
+
+
+def _owes_rollback(conn: ext.connection) -> bool:
+    """A connection left in a finished read-only transaction on purpose, in good state."""
+    return (deferred_rollback.owes(conn)
+            and conn.info.transaction_status == ext.TRANSACTION_STATUS_INTRANS)
 
 
 def _server_spoke(conn: ext.connection) -> bool:

@@ -12,7 +12,10 @@ statement never runs under the login role. An optional ``comment`` (the
 sqlcommenter trace context) is appended after every statement sent, outside
 anything the guard approved. On the way out the
 transaction is rolled back, or committed only for a write the caller asked to
-keep; a failure to end it leaves the connection for the pool to discard.
+keep; a failure to end it leaves the connection for the pool to discard. A read
+that ended cleanly may instead be rolled back in the same round trip as the next
+transaction's first statement (``defer_rollback``; see
+:mod:`pgmcp_http.db.deferred_rollback`).
 
 Rows of a SELECT come from a server-side cursor in batches, so memory stays
 bounded whatever the table size: at most ``max_rows`` rows and about
@@ -33,6 +36,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions as ext
 
+from pgmcp_http.db import deferred_rollback
 from pgmcp_http.db.cancel import tagged_application_name
 from pgmcp_http.db.errors import (
     ConnectionLost,
@@ -91,7 +95,7 @@ class Transaction:
     def __init__(self, conn: ext.connection, *, read_only: bool, server_read_only: bool, timeout_ms: int,
                  types: TypeNames, search_path: tuple[str, ...] = (),
                  timeout_setting: str = "QUERY_TIMEOUT", tag: str | None = None, caller: Caller | None = None,
-                 comment: str | None = None) -> None:
+                 comment: str | None = None, defer_rollback: bool = False) -> None:
         self.conn = conn
         self.caller = caller
         self.comment = f"\n{comment}" if comment else ""
@@ -105,6 +109,8 @@ class Transaction:
         self.begun = False
         self.ran = False  # whether any statement was sent (what `answered_by` needs)
         self.commit_on_exit = False
+        self.defer_rollback = defer_rollback
+        self.owed = False  # a previous read's ROLLBACK, taken from the connection, to send first
 
     @property
     def answered_by(self) -> Node | None:
@@ -157,8 +163,11 @@ class Transaction:
             text = sql + comment
         else:
             preamble = self._preamble()
+            if self.owed:
+                preamble = "ROLLBACK; " + preamble
             text = (preamble if params is None else preamble.replace("%", "%%")) + sql + comment
         self.ran = True
+        self.owed = False  # sent now; if it never left, the connection is still in a transaction and end() ends it
         try:
             cur.execute(text, params)
         except psycopg2.Error as exc:
@@ -168,6 +177,13 @@ class Transaction:
                 raise self._role_error(exc) from None
             raise self._translate(exc, cur.query) from None
         self.begun = True
+
+    def _cursor(self) -> ext.cursor:
+        """A cursor for the next statement; before the first, the rollback the connection owes (if any) is
+        taken, to go in front of this transaction's BEGIN."""
+        if not self.begun and not self.owed:
+            self.owed = deferred_rollback.take(self.conn)
+        return self.conn.cursor()
 
     def _role_refused(self, exc: psycopg2.Error) -> bool:
         """Whether PostgreSQL refused the preamble's ``SET LOCAL ROLE`` (unknown role, or not granted)."""
@@ -204,7 +220,7 @@ class Transaction:
 
     def rows(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
         """Run a small statement (catalog queries) and return every row as a dict."""
-        with self.conn.cursor() as cur:
+        with self._cursor() as cur:
             self._execute(cur, sql, params)
             if cur.description is None:
                 return []
@@ -218,7 +234,7 @@ class Transaction:
         (what ``DECLARE`` accepts); other statements are read from the client
         buffer with the same limits.
         """
-        with self.conn.cursor() as cur:
+        with self._cursor() as cur:
             if server_cursor:
                 first = min(limits.max_rows + 1, FIRST_BATCH)
                 self._execute(
@@ -298,12 +314,20 @@ class Transaction:
         with contextlib.suppress(psycopg2.Error):
             self.conn.close()
 
-    def end(self, *, commit: bool) -> None:
-        """Roll back (or commit) if anything was begun; errors propagate to the pool's check."""
+    def end(self, *, commit: bool, defer: bool = False) -> None:
+        """Roll back (or commit) if anything was begun; errors propagate to the pool's check. With ``defer``
+        and ``defer_rollback``, a read-only transaction in good state is left open, owing its rollback to
+        the next transaction on the connection (or to the pool's reaper)."""
         if not self.begun:
             return
+        status = self.conn.info.transaction_status
+        if (defer and self.defer_rollback and self.read_only and not commit
+                and status == ext.TRANSACTION_STATUS_INTRANS):
+            deferred_rollback.owe(self.conn)
+            self.begun = False
+            return
         with self.conn.cursor() as cur:
-            if commit and self.conn.info.transaction_status == ext.TRANSACTION_STATUS_INTRANS:
+            if commit and status == ext.TRANSACTION_STATUS_INTRANS:
                 cur.execute("COMMIT")
             else:
                 cur.execute("ROLLBACK")
@@ -314,12 +338,13 @@ class Transaction:
 def transaction(conn: ext.connection, *, read_only: bool, server_read_only: bool, timeout_ms: int,
                 types: TypeNames, search_path: tuple[str, ...] = (),
                 timeout_setting: str = "QUERY_TIMEOUT", tag: str | None = None, caller: Caller | None = None,
-                comment: str | None = None) -> Iterator[Transaction]:
+                comment: str | None = None, defer_rollback: bool = False) -> Iterator[Transaction]:
     """A transaction that is always ended: rolled back, or committed when the body asked for a write
-    (:meth:`Transaction.make_writable`) and finished without an error."""
+    (:meth:`Transaction.make_writable`) and finished without an error; with ``defer_rollback``, a read
+    that finished cleanly owes its rollback to the connection's next transaction."""
     tx = Transaction(conn, read_only=read_only, server_read_only=server_read_only, timeout_ms=timeout_ms,
                      types=types, search_path=search_path, timeout_setting=timeout_setting, tag=tag, caller=caller,
-                     comment=comment)
+                     comment=comment, defer_rollback=defer_rollback)
     try:
         yield tx
     except BaseException:
@@ -329,7 +354,7 @@ def transaction(conn: ext.connection, *, read_only: bool, server_read_only: bool
         raise
     if not conn.closed:
         try:
-            tx.end(commit=tx.commit_on_exit)
+            tx.end(commit=tx.commit_on_exit, defer=True)
         except psycopg2.Error as exc:
             # Not ConnectionLost: a COMMIT may have reached the server, so no retry.
             raise DatabaseUnavailable(f"database unavailable while ending the transaction ({first_line(exc)})"
