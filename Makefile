@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt requirements-checkov.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint docs devdb devdb-down clean bench bench-workers bench-peers bench-profile bench-failover bench-fair-share soak
+.PHONY: run test lint docs devdb devdb-down clean bench bench-workers bench-peers bench-profile bench-failover bench-fair-share bench-statements soak
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	@scripts/ensure-postgres.sh
@@ -51,6 +51,10 @@ bench-profile: $(STAMP)
 	@scripts/ensure-debian-package.sh wrk wrk
 	@test -x $(VENV)/bin/py-spy || $(PY) -m pip install --quiet --disable-pip-version-check py-spy==0.4.3
 	BENCH_SAVE=$(SAVE) $(PY) bench/hotpath.py
+
+# What each part of a read's SQL costs PostgreSQL (docs/performance.md: "One round trip per read").
+bench-statements: $(STAMP)
+	BENCH_SAVE=$(SAVE) $(PY) bench/statements.py
 
 bench-failover: $(STAMP)
 	BENCH_SAVE=$(SAVE) $(PY) bench/failover.py
