@@ -144,7 +144,8 @@ def test_concurrent_calls_from_several_workers_leave_no_setting_behind(behind):
         results = list(pool.map(lambda i: rest_call(behind.server.port, calls[i % len(calls)]["sql"]), range(48)))
         analyses = list(pool.map(lambda _: call_tool(behind.server, "analyze_query", {
             "sql": "SELECT * FROM orders WHERE user_id = $1"}), range(8)))
-    assert all(call.status == 200 for call in results), [(c.status, c.result, c.error) for c in results if c.status != 200]
+    assert all(call.status == 200 for call in results), [(c.status, c.result, c.error) for c in results
+                                                         if c.status != 200]
     assert sum(call.ok for call in results) == 24  # the three kinds meant to succeed, and only those
     assert all(result["isError"] is False for result in analyses), [_text(r) for r in analyses if r["isError"]]
 
