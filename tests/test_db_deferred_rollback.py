@@ -26,6 +26,8 @@ import pytest
 from devkit import devdb
 from devkit.pooler import start_pgbouncer
 from pgmcp_http.db import ConnectOptions, Database, Pool, RowLimits, open_connection
+from pgmcp_http.db.cancel import Canceller
+from pgmcp_http.db.errors import PoolClosed, QueryFailed
 from pgmcp_http.identity import Caller
 from tests.helpers import scratch_database
 
@@ -220,6 +222,102 @@ def test_behind_a_transaction_pooler_a_new_connection_waits_only_for_the_delay(p
             thread.join(timeout=60)
         assert not errors, errors
         assert time.monotonic() - started < 15  # PgBouncer's query_wait_timeout (20 s) never reached
+
+
+def _keep_reading(db: Database, stop: threading.Event) -> threading.Thread:
+    thread = threading.Thread(target=lambda: [_read(db, "SELECT 1 AS x") for _ in iter(stop.is_set, True)])
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("pools", ["two workers", "one pool of two"])
+def test_behind_a_transaction_pooler_a_busy_connection_still_hands_over_its_server_connection(pg, bouncer,
+                                                                                            pools):
+    """A connection read from back to back folds each rollback into the next read and so never ends a
+    transaction: PgBouncer would keep the server connection from everyone else for as long as it stays
+    busy. The chain is cut after CHAIN_DELAYS delays (here 4 x 20 ms), so another client gets a turn."""
+    with _opened(bouncer, delay_s=0.02) as busy, _opened(bouncer, delay_s=0.02, size=2) as other:
+        if pools == "one pool of two":
+            busy = other
+        _read(busy), _read(other)
+        stop = threading.Event()
+        reader = _keep_reading(busy, stop)
+        try:
+            time.sleep(0.3)
+            started = time.monotonic()
+            _read(other, "SELECT 1 AS x")
+            waited = time.monotonic() - started
+        finally:
+            stop.set()
+            reader.join()
+    assert waited < 2, f"waited {waited:.2f} s for PgBouncer's one server connection"  # 0.1 s when quiet
+
+
+def test_a_late_cancel_finds_a_finished_call_no_more(pg, ledger):
+    """A finished read keeps its cancellation tag until the next call's ROLLBACK; the canceller signals only a
+    backend running a statement, so a cancel arriving late cannot stop the next caller's statement."""
+    canceller = Canceller(dsn=ledger, libpq_params={}, timeout_s=5)
+    with _opened(ledger, delay_s=30) as db:
+        with db.transaction(tag="ab" * 8) as tx:
+            pid = tx.fetch("SELECT pg_backend_pid() AS pid", None, LIMITS, server_cursor=True).rows[0]["pid"]
+        assert _backend(pg, pid)["state"] == "idle in transaction"
+        assert canceller.cancel("ab" * 8) == 0
+        assert _read(db, "SELECT true AS slept FROM pg_sleep(0.2)")["slept"] is True  # the next caller runs
+
+
+def test_a_first_statement_psycopg2_refuses_keeps_the_debt(pg, ledger):
+    """psycopg2 refuses a parameter before sending anything: the previous caller's read is still open, so a
+    further statement of this transaction must still begin with its ROLLBACK, not run inside it."""
+    with _opened(ledger, delay_s=30) as db:
+        _read(db, caller=Caller(subject="alice", role="deferred_analyst"), timeout_ms=1234)
+        with db.transaction() as tx:
+            with pytest.raises(QueryFailed):
+                tx.rows("SELECT %s AS x", (object(),))  # can't adapt type: never sent
+            row = tx.rows(WHO)[0]
+        assert (row["who"], row["subject"] or "", row["timeout"]) == ("mcp_readonly", "", "5s"), row
+        with db.transaction() as tx:  # taken and never sent at all: still owed, not lost
+            with pytest.raises(QueryFailed):
+                tx.rows("SELECT %s AS x", (object(),))
+        assert _read(db, WHO)["who"] == "mcp_readonly"
+
+
+def test_closing_the_pool_while_a_borrower_connects_says_the_pool_is_closed(ledger):
+    options = ConnectOptions(dsn=ledger, libpq_params={}, connect_timeout_s=2, read_only=True,
+                             statement_timeout_ms=5000, idle_in_transaction_timeout_ms=60_000)
+    gate = threading.Event()
+    pool = Pool(connect=lambda: gate.wait(5) and open_connection(options), size=1, acquire_timeout_s=5,
+                idle_timeout_s=60, rollback_delay_s=0.005)
+    seen: list[BaseException] = []
+
+    def borrow() -> None:
+        try:
+            with pool.connection():
+                pass
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            seen.append(exc)
+    borrower = threading.Thread(target=borrow)
+    borrower.start()
+    time.sleep(0.2)  # it is connecting now, outside the pool's lock
+    pool.close()
+    gate.set()
+    borrower.join()
+    assert len(seen) == 1 and isinstance(seen[0], PoolClosed), seen
+
+
+def test_the_settler_leaves_a_closed_pool_alone(ledger, caplog):
+    with _opened(ledger, delay_s=0.3) as db:
+        _read(db)
+        time.sleep(0.05)  # the settler sleeps through the delay while the pool closes
+    time.sleep(0.5)
+    assert db.pool.stats().discarded == 0 and "deferred rollback failed" not in caplog.text
+
+
+def test_the_settler_never_makes_a_borrower_wait_for_a_slot(ledger):
+    with _opened(ledger, delay_s=0.005, size=1) as db:
+        for number in range(150):
+            _read(db, "SELECT 1 AS x")
+            time.sleep(0.004 + (number % 5) * 0.002)  # around the delay: the settler is often at work
+        assert db.pool.stats().waits == 0, db.pool.stats()
 
 
 def test_concurrent_reads_on_a_small_pool_all_answer(pg, ledger):

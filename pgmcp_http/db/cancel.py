@@ -4,7 +4,11 @@ The canceller never borrows a pool slot (the pool may be full of the very
 queries a client wants to stop). It finds the backend whose transaction
 carries the tag as ``application_name`` (see :meth:`Transaction._preamble`)
 and is run by the same role, so it can only stop this server's own work.
-A statement that has already finished is simply not found. When
+Only a backend running a statement (``state = 'active'``) is signalled: a
+finished call's backend may keep its tag, idle in its transaction, until the
+next call on that connection rolls it back (see
+:mod:`pgmcp_http.db.deferred_rollback`), and a cancel sent there could reach
+that next call. So a statement that has already finished is simply not found. When
 DATABASE_URL names several hosts, the statement may run on any of them, so
 each host is asked in turn.
 """
@@ -33,6 +37,7 @@ _CANCEL_SQL = """
 SELECT count(*) FILTER (WHERE pg_catalog.pg_cancel_backend(pid)) AS cancelled
 FROM pg_catalog.pg_stat_activity
 WHERE application_name = %(name)s AND usename = current_user AND pid <> pg_catalog.pg_backend_pid()
+  AND state = 'active'
 """
 
 

@@ -53,7 +53,7 @@ class Database:
             tag=tag,
             caller=caller,
             comment=comment,
-            defer_rollback=self.pool.rollback_delay_s > 0,
+            rollback_delay_s=self.pool.rollback_delay_s,
         ) as tx:
             yield tx
 
@@ -110,7 +110,7 @@ class Database:
         connection, then runs ``SELECT 1`` under a statement timeout of the same length."""
         with self.pool.connection(timeout_s=timeout_s) as conn, transaction(
             conn, read_only=True, server_read_only=True, timeout_ms=int(timeout_s * 1000), types=self.types,
-            timeout_setting="health probe", defer_rollback=self.pool.rollback_delay_s > 0,
+            timeout_setting="health probe", rollback_delay_s=self.pool.rollback_delay_s,
         ) as tx:
             tx.rows("SELECT 1")
 

@@ -50,12 +50,13 @@ class NodeConnection(ext.connection):
     # answer behind one name (a reader endpoint, a Kubernetes Service), and lag is theirs, not the name's.
     server: str = ""
     lag_s: float | None = None  # set per checkout by the stale-read guard (see pgmcp_http.db.replica_lag)
-    rollback_owed: bool = False  # a finished read is still open (see pgmcp_http.db.deferred_rollback)
+    # A finished read is still open, in a chain of folded reads begun then (see pgmcp_http.db.deferred_rollback).
+    rollback_owed: float | None = None
 
     def cursor(self, *args: Any, **kwargs: Any) -> ext.cursor:
         """A cursor, after the rollback this connection owes (nothing runs inside a previous caller's
         transaction); :class:`~pgmcp_http.db.run.Transaction` takes the debt first and folds it in."""
-        if self.rollback_owed:
+        if self.rollback_owed is not None:
             deferred_rollback.settle(self)
         return super().cursor(*args, **kwargs)
 

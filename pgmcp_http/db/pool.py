@@ -89,14 +89,16 @@ class PoolObserver(Protocol):
 class _FactoryPool(ThreadedConnectionPool):
     """ThreadedConnectionPool whose connections come from our factory (settings, casters)."""
 
-    def __init__(self, maxconn: int, connect: Connect) -> None:
+    def __init__(self, maxconn: int, connect: Connect, *, aside_wait_s: float) -> None:
         self._factory = connect
+        self._aside_wait_s = aside_wait_s
         # minconn=0 so that nothing connects here (the server must start while
         # PostgreSQL is down); then minconn=maxconn, because psycopg2 closes
         # every returned connection beyond minconn instead of keeping it.
         super().__init__(0, maxconn)
         self.minconn = maxconn
         self._aside: list[ext.connection] = []  # taken out by take_idle(aside=True), still counted as idle
+        self._put_back = threading.Condition(self._lock)  # a connection set aside came back (or closed)
         self._opening = 0
 
     def getconn(self, key: Any = None) -> ext.connection:
@@ -110,12 +112,17 @@ class _FactoryPool(ThreadedConnectionPool):
         PgBouncer with two server connections.
         """
         with self._lock:
-            if self.closed:
-                raise psycopg2.pool.PoolError("connection pool is closed")
-            if self._pool:
-                return self._lend(self._pool.pop())
-            if len(self._used) + len(self._aside) + self._opening >= self.maxconn:
-                raise psycopg2.pool.PoolError("connection pool exhausted")
+            while True:
+                if self.closed:
+                    raise psycopg2.pool.PoolError("connection pool is closed")
+                if self._pool:
+                    return self._lend(self._pool.pop())
+                if len(self._used) + len(self._aside) + self._opening < self.maxconn:
+                    break
+                # Full, with a connection set aside by the settler for one ROLLBACK: wait for it rather than
+                # open one more than the pool's size.
+                if not self._aside or not self._put_back.wait(timeout=self._aside_wait_s):
+                    raise psycopg2.pool.PoolError("connection pool exhausted")
             self._opening += 1
         try:
             conn = self._factory()
@@ -158,6 +165,7 @@ class _FactoryPool(ThreadedConnectionPool):
                 conn.close()
             else:
                 self._pool.append(conn)
+            self._put_back.notify()
 
     def counts(self) -> tuple[int, int]:
         with self._lock:
@@ -185,7 +193,7 @@ class Pool:
         self._keep = keep
         # Bumped whenever a connection opens or closes: the set of nodes can only change then.
         self.generation = 0
-        self._pool = _FactoryPool(size, self._open)
+        self._pool = _FactoryPool(size, self._open, aside_wait_s=acquire_timeout_s)
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
         self._last_used: dict[int, float] = {}
@@ -346,6 +354,11 @@ class Pool:
                 with self._lock:
                     self._connect_errors += 1
                 raise DatabaseUnavailable(_connect_failure(exc)) from None
+            except psycopg2.pool.PoolError:
+                if self._closed.is_set():  # closed while this borrower was connecting
+                    raise PoolClosed(f"pool {self.name!r} is closed: the worker is shutting down") from None
+                raise PoolTimeout(f"server busy: no database connection became free within "
+                                  f"{self.acquire_timeout_s:g} s; retry shortly") from None
             with self._lock:
                 idle_since = self._last_used.pop(id(conn), None)
             stale = idle_since is not None and time.monotonic() - idle_since > self.idle_timeout_s
@@ -421,48 +434,45 @@ class Pool:
                 return
             self._owing.clear()
             time.sleep(self.rollback_delay_s)
+            if self._closed.is_set():
+                return
             self.settle_idle()
 
     def settle_idle(self) -> int:
         """Roll back idle connections that have owed a rollback for ``rollback_delay_s``; return how many.
 
-        Each is taken out of the pool under a free slot (so no borrower opens a
-        connection beyond the pool's size meanwhile); with every slot in use,
-        the borrowers fold the rollbacks in themselves and none is needed here.
+        Each is set aside (still counted as open) for its ``ROLLBACK``; a
+        borrower that finds the pool full meanwhile waits for it to come back
+        rather than open a connection beyond the pool's size. No pool slot is
+        taken, so a borrower never counts as having waited for the settler.
         """
         now = time.monotonic()
         settled = 0
         for conn in self._pool.idle_connections():
-            if not deferred_rollback.owes(conn):
+            if conn.closed or not deferred_rollback.owes(conn):
                 continue
             with self._lock:
                 since = self._last_used.get(id(conn))
             if since is not None and now - since < self.rollback_delay_s:
                 self._owing.set()  # not due yet: look again after another delay
                 continue
-            if not self._slots.acquire(blocking=False):
-                self._owing.set()  # every slot is taken for now: try again after another delay
-                break
+            if not self._pool.take_idle(conn, aside=True):
+                continue  # a borrower took it, and folds the rollback in
             try:
-                if not self._pool.take_idle(conn, aside=True):
-                    continue  # a borrower took it, and folds the rollback in
-                try:
-                    deferred_rollback.settle(conn)
-                except psycopg2.Error as exc:
-                    log.warning("discarding a connection whose deferred rollback failed: %s", type(exc).__name__)
-                    conn.close()
-                closed = conn.closed
-                self._pool.put_idle(conn)
-                if closed:
-                    with self._lock:
-                        self._discarded += 1
-                        self._last_used.pop(id(conn), None)
-                        self.generation += 1
-                    self._changed()
-                else:
-                    settled += 1
-            finally:
-                self._slots.release()
+                deferred_rollback.settle(conn)
+            except psycopg2.Error as exc:
+                log.warning("discarding a connection whose deferred rollback failed: %s", type(exc).__name__)
+                conn.close()
+            closed = conn.closed
+            self._pool.put_idle(conn)
+            if closed:
+                with self._lock:
+                    self._discarded += 1
+                    self._last_used.pop(id(conn), None)
+                    self.generation += 1
+                self._changed()
+            else:
+                settled += 1
         return settled
 
     def reap_idle(self) -> int:

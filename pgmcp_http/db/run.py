@@ -14,7 +14,7 @@ anything the guard approved. On the way out the
 transaction is rolled back, or committed only for a write the caller asked to
 keep; a failure to end it leaves the connection for the pool to discard. A read
 that ended cleanly may instead be rolled back in the same round trip as the next
-transaction's first statement (``defer_rollback``; see
+transaction's first statement (``rollback_delay_s``; see
 :mod:`pgmcp_http.db.deferred_rollback`).
 
 Rows of a SELECT come from a server-side cursor in batches, so memory stays
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ class Transaction:
     def __init__(self, conn: ext.connection, *, read_only: bool, server_read_only: bool, timeout_ms: int,
                  types: TypeNames, search_path: tuple[str, ...] = (),
                  timeout_setting: str = "QUERY_TIMEOUT", tag: str | None = None, caller: Caller | None = None,
-                 comment: str | None = None, defer_rollback: bool = False) -> None:
+                 comment: str | None = None, rollback_delay_s: float = 0.0) -> None:
         self.conn = conn
         self.caller = caller
         self.comment = f"\n{comment}" if comment else ""
@@ -109,8 +110,11 @@ class Transaction:
         self.begun = False
         self.ran = False  # whether any statement was sent (what `answered_by` needs)
         self.commit_on_exit = False
-        self.defer_rollback = defer_rollback
-        self.owed = False  # a previous read's ROLLBACK, taken from the connection, to send first
+        self.rollback_delay_s = rollback_delay_s
+        # A previous read's ROLLBACK, taken from the connection, to send first: when its chain of folded
+        # reads began (None: nothing owed). Once sent, that time moves to ``chain_since``.
+        self.owed: float | None = None
+        self.chain_since: float | None = None
 
     @property
     def answered_by(self) -> Node | None:
@@ -163,25 +167,36 @@ class Transaction:
             text = sql + comment
         else:
             preamble = self._preamble()
-            if self.owed:
+            if self.owed is not None:
                 preamble = "ROLLBACK; " + preamble
             text = (preamble if params is None else preamble.replace("%", "%%")) + sql + comment
         self.ran = True
-        self.owed = False  # sent now; if it never left, the connection is still in a transaction and end() ends it
         try:
             cur.execute(text, params)
         except psycopg2.Error as exc:
             first = not self.begun
-            self.begun = self.begun or self.conn.info.transaction_status != ext.TRANSACTION_STATUS_IDLE
+            status = self.conn.info.transaction_status
+            if first and self.owed is not None and status == ext.TRANSACTION_STATUS_INTRANS:
+                # Never sent (psycopg2 refused the parameters): the previous read is still open and still
+                # owed; the next statement of this transaction sends the ROLLBACK in front of its BEGIN.
+                raise self._translate(exc, cur.query) from None
+            self._sent()
+            self.begun = self.begun or status != ext.TRANSACTION_STATUS_IDLE
             if first and self._role_refused(exc):
                 raise self._role_error(exc) from None
             raise self._translate(exc, cur.query) from None
+        self._sent()
         self.begun = True
+
+    def _sent(self) -> None:
+        """The owed ROLLBACK went out with the statement: this transaction continues its chain."""
+        if self.owed is not None:
+            self.chain_since, self.owed = self.owed, None
 
     def _cursor(self) -> ext.cursor:
         """A cursor for the next statement; before the first, the rollback the connection owes (if any) is
         taken, to go in front of this transaction's BEGIN."""
-        if not self.begun and not self.owed:
+        if not self.begun and self.owed is None:
             self.owed = deferred_rollback.take(self.conn)
         # The debt is ours now: psycopg2's own cursor(), without NodeConnection's check for it (2% of a
         # worker's time under load, bench-profile).
@@ -318,16 +333,23 @@ class Transaction:
 
     def end(self, *, commit: bool, defer: bool = False) -> None:
         """Roll back (or commit) if anything was begun; errors propagate to the pool's check. With ``defer``
-        and ``defer_rollback``, a read-only transaction in good state is left open, owing its rollback to
-        the next transaction on the connection (or to the pool's reaper)."""
+        and a ``rollback_delay_s``, a read-only transaction in good state is left open, owing its rollback
+        to the next transaction on the connection (or to the pool's settler), unless its chain of folded
+        reads is already :func:`~pgmcp_http.db.deferred_rollback.chain_limit_s` old."""
         if not self.begun:
+            if self.owed is not None:  # taken but never sent: the connection owes it still
+                deferred_rollback.owe(self.conn, self.owed)
+                self.owed = None
             return
         status = self.conn.info.transaction_status
-        if (defer and self.defer_rollback and self.read_only and not commit
+        if (defer and self.rollback_delay_s > 0 and self.read_only and not commit
                 and status == ext.TRANSACTION_STATUS_INTRANS):
-            deferred_rollback.owe(self.conn)
-            self.begun = False
-            return
+            now = time.monotonic()
+            since = self.chain_since if self.chain_since is not None else now
+            if now - since < deferred_rollback.chain_limit_s(self.rollback_delay_s):
+                deferred_rollback.owe(self.conn, since)
+                self.begun = False
+                return
         with self.conn.cursor() as cur:
             if commit and status == ext.TRANSACTION_STATUS_INTRANS:
                 cur.execute("COMMIT")
@@ -340,13 +362,13 @@ class Transaction:
 def transaction(conn: ext.connection, *, read_only: bool, server_read_only: bool, timeout_ms: int,
                 types: TypeNames, search_path: tuple[str, ...] = (),
                 timeout_setting: str = "QUERY_TIMEOUT", tag: str | None = None, caller: Caller | None = None,
-                comment: str | None = None, defer_rollback: bool = False) -> Iterator[Transaction]:
+                comment: str | None = None, rollback_delay_s: float = 0.0) -> Iterator[Transaction]:
     """A transaction that is always ended: rolled back, or committed when the body asked for a write
-    (:meth:`Transaction.make_writable`) and finished without an error; with ``defer_rollback``, a read
-    that finished cleanly owes its rollback to the connection's next transaction."""
+    (:meth:`Transaction.make_writable`) and finished without an error; with a ``rollback_delay_s``, a
+    read that finished cleanly owes its rollback to the connection's next transaction."""
     tx = Transaction(conn, read_only=read_only, server_read_only=server_read_only, timeout_ms=timeout_ms,
                      types=types, search_path=search_path, timeout_setting=timeout_setting, tag=tag, caller=caller,
-                     comment=comment, defer_rollback=defer_rollback)
+                     comment=comment, rollback_delay_s=rollback_delay_s)
     try:
         yield tx
     except BaseException:
