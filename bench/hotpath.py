@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import harness
@@ -45,18 +46,22 @@ COMPONENTS = (
 )
 
 
+def stacks(raw: Path) -> Iterator[tuple[list[str], int]]:
+    """Each stack of py-spy's raw output (its frames, outermost first, without the thread) and its samples."""
+    for line in raw.read_text().splitlines():
+        stack, _, number = line.rpartition(" ")
+        if number.isdigit():
+            yield stack.split(";")[1:], int(number)
+
+
 def shares(raw: Path) -> tuple[int, list[tuple[str, float]]]:
     """Samples per component (the innermost matching frame wins) from py-spy's raw output."""
     counts: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, number = line.rpartition(" ")
-        if not number.isdigit():
-            continue
-        samples = int(number)
+    for frames, samples in stacks(raw):
         total += samples
         label = "other (stdlib, C code outside the above)"
-        for frame in reversed(stack.split(";")[1:]):
+        for frame in reversed(frames):
             match = next((name for name, pattern in COMPONENTS if re.search(pattern, frame)), None)
             if match is not None:
                 label = match
@@ -83,13 +88,9 @@ def functions(raw: Path) -> tuple[list[tuple[str, float]], list[tuple[str, float
     own: collections.Counter[str] = collections.Counter()
     within: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, number = line.rpartition(" ")
-        if not number.isdigit():
-            continue
-        samples = int(number)
+    for stack, samples in stacks(raw):
         total += samples
-        frames = [_function(frame) for frame in stack.split(";")[1:]]
+        frames = [_function(frame) for frame in stack]
         if frames:
             own[frames[-1]] += samples
         for name in set(frames):

@@ -386,10 +386,10 @@ class Pool:
         with self._lock:
             self._last_used[id(conn)] = time.monotonic()
         self._pool.putconn(conn)
-        self._start_reaper()
+        self._start_once("_reaper", self._reap_forever, "reaper")
         if owing:
             self._owing.set()
-            self._start_settler()
+            self._start_once("_settler", self._settle_forever, "settler")
 
     def _discard(self, conn: ext.connection) -> None:
         with self._lock:
@@ -402,28 +402,21 @@ class Pool:
         with self._lock:  # after it left the pool: a reader of the new generation no longer sees it
             self.generation += 1
 
-    def _start_reaper(self) -> None:
-        if self._reaper is not None:
+    def _start_once(self, attribute: str, target: Callable[[], None], role: str) -> None:
+        """Start the pool's ``role`` thread (the reaper, the settler) the first time it is needed."""
+        if getattr(self, attribute) is not None:
             return
         with self._lock:
-            if self._reaper is not None:
+            if getattr(self, attribute) is not None:
                 return
-            self._reaper = threading.Thread(target=self._reap_forever, name=f"{self.name}-reaper", daemon=True)
-        self._reaper.start()
+            thread = threading.Thread(target=target, name=f"{self.name}-{role}", daemon=True)
+            setattr(self, attribute, thread)
+        thread.start()
 
     def _reap_forever(self) -> None:
         interval = max(self.idle_timeout_s / 2, 0.5)
         while not self._closed.wait(interval):
             self.reap_idle()
-
-    def _start_settler(self) -> None:
-        if self._settler is not None:
-            return
-        with self._lock:
-            if self._settler is not None:
-                return
-            self._settler = threading.Thread(target=self._settle_forever, name=f"{self.name}-settler", daemon=True)
-        self._settler.start()
 
     def _settle_forever(self) -> None:
         """Wake when a connection comes back owing a rollback, give the next borrower ``rollback_delay_s`` to
