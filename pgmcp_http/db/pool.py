@@ -22,8 +22,8 @@ checks what it hands back and never closes idle connections. This wrapper adds:
   so no orphaned query runs on to its timeout);
 - deferred rollbacks (``rollback_delay_s``): a connection returned owing the
   rollback of a finished read (:mod:`pgmcp_http.db.deferred_rollback`) is kept
-  as it is for the next borrower to fold in, and a second reaper thread rolls
-  it back once it has sat idle that long, so no snapshot or lock outlives a
+  as it is for the next borrower to fold in, and a settler thread rolls it
+  back once it has sat idle that long, so no snapshot or lock outlives a
   quiet moment;
 - an optional ``keep`` check on return, for what only the caller can judge
   (a connection whose node was promoted or demoted is replaced, see
