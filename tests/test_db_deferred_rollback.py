@@ -25,6 +25,8 @@ import pytest
 
 from devkit import devdb
 from devkit.pooler import start_pgbouncer
+from pgmcp_http.catalog.health import OWN_DEFERRED_GRACE_S, health_sections, server_facts
+from pgmcp_http.catalog.visibility import Visibility
 from pgmcp_http.db import ConnectOptions, Database, Pool, RowLimits, open_connection
 from pgmcp_http.db.cancel import Canceller
 from pgmcp_http.db.errors import PoolClosed, QueryFailed
@@ -342,6 +344,27 @@ def test_concurrent_reads_on_a_small_pool_all_answer(pg, ledger):
         assert len(seen) <= 2 and db.pool.stats().discarded == 0
         for pid in seen:
             _wait_for_state(pg, pid, "idle")
+
+
+def test_database_health_leaves_out_a_read_waiting_for_its_rollback_but_not_a_stuck_one(pg, ledger):
+    """database_health's idle-in-transaction list: this server's own finished reads awaiting their deferred
+    rollback are not stuck sessions and are left out; another application's idle transaction is listed, and
+    so is one of ours once idle longer than any deferred rollback lasts."""
+    def idle_pids(inspector: Database) -> set[int]:
+        with inspector.transaction() as tx:
+            sections = health_sections(tx, Visibility(allowed_schemas=(), blocked_tables=()), server_facts(tx),
+                                       sections=["activity"], limit=50, threshold_seconds=60)
+        return {row["pid"] for row in sections["activity"]["idle_in_transaction"]}
+
+    with _opened(ledger, delay_s=30) as ours, _opened(ledger, delay_s=0) as inspector, \
+            contextlib.closing(psycopg2.connect(ledger, application_name="someone-else")) as other:
+        other.cursor().execute("SELECT 1")  # psycopg2 leaves it idle in a transaction
+        pid = _read(ours, "SELECT pg_backend_pid() AS pid")["pid"]
+        assert _backend(pg, pid)["state"] == "idle in transaction"
+        listed = idle_pids(inspector)
+        assert other.info.backend_pid in listed and pid not in listed
+        time.sleep(OWN_DEFERRED_GRACE_S + 0.2)  # as if the settler were stuck
+        assert pid in idle_pids(inspector)
 
 
 def test_the_delay_is_validated_at_start_up():

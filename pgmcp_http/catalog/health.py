@@ -24,6 +24,7 @@ from typing import Any
 from pgmcp_http.catalog.relations import human_bytes
 from pgmcp_http.catalog.visibility import Visibility, accessible_relation_sql
 from pgmcp_http.db import Transaction
+from pgmcp_http.db.connect import APPLICATION_NAME
 
 __all__ = ["SECTIONS", "WRAPAROUND_LIMIT", "ServerFacts", "StatementsView", "health_sections", "server_facts"]
 
@@ -32,6 +33,10 @@ WRAPAROUND_LIMIT = 2**31
 """Transaction ids a database can age before wraparound; PostgreSQL refuses writes a few million short of it."""
 
 QUERY_TEXT_CHARS = 200
+# This server's own idle-in-transaction connections younger than this are finished reads waiting for their
+# deferred rollback (pgmcp_http.db.deferred_rollback: at most about twice ROLLBACK_DELAY_MS, itself at most
+# 1 s), not stuck sessions: the activity section leaves them out. Older ones are listed like any other.
+OWN_DEFERRED_GRACE_S = 2.0
 HIDDEN_TEXT = "<insufficient privilege>"
 READ_ALL_STATS_HINT = "grant pg_read_all_stats (or pg_monitor) to the server's role to see them"
 
@@ -171,6 +176,7 @@ WITH s AS (
     SELECT * FROM s WHERE s.state = 'active' AND s.query_seconds > %(threshold)s
 ), idle AS (
     SELECT * FROM s WHERE s.state LIKE 'idle in transaction%%'
+      AND (s.application_name ~ '^{APPLICATION_NAME}(/|$)' AND s.state_seconds < {OWN_DEFERRED_GRACE_S}) IS NOT TRUE
 )
 SELECT pg_catalog.json_build_object(
     'long_running_count', (SELECT pg_catalog.count(*) FROM slow),
