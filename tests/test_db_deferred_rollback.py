@@ -277,10 +277,13 @@ def test_a_first_statement_psycopg2_refuses_keeps_the_debt(pg, ledger):
                 tx.rows("SELECT %s AS x", (object(),))  # can't adapt type: never sent
             row = tx.rows(WHO)[0]
         assert (row["who"], row["subject"] or "", row["timeout"]) == ("mcp_readonly", "", "5s"), row
-        with db.transaction() as tx:  # taken and never sent at all: still owed, not lost
+        _read(db, caller=Caller(subject="alice", role="deferred_analyst"))
+        with db.transaction() as tx:  # taken and never sent at all: the pool rolls back at check-in
             with pytest.raises(QueryFailed):
                 tx.rows("SELECT %s AS x", (object(),))
-        assert _read(db, WHO)["who"] == "mcp_readonly"
+        after = _read(db, WHO)
+        assert (after["who"], after["subject"] or "") == ("mcp_readonly", "")
+        assert db.pool.stats().discarded == 0
 
 
 def test_closing_the_pool_while_a_borrower_connects_says_the_pool_is_closed(ledger):

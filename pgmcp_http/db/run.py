@@ -336,10 +336,7 @@ class Transaction:
         and a ``rollback_delay_s``, a read-only transaction in good state is left open, owing its rollback
         to the next transaction on the connection (or to the pool's settler), unless its chain of folded
         reads is already :func:`~pgmcp_http.db.deferred_rollback.chain_limit_s` old."""
-        if not self.begun:
-            if self.owed is not None:  # taken but never sent: the connection owes it still
-                deferred_rollback.owe(self.conn, self.owed)
-                self.owed = None
+        if not self.begun:  # a debt taken but never sent is left to the pool, which rolls back at check-in
             return
         status = self.conn.info.transaction_status
         if (defer and self.rollback_delay_s > 0 and self.read_only and not commit
