@@ -151,10 +151,13 @@ def test_a_failed_read_and_a_write_are_ended_at_once(pg, ledger):
             tx.rows("SELECT 1/0")
         assert _backend(pg, pid)["state"] == "idle"
     with _opened(pg.superuser_url("deferred_rollback"), delay_s=30, read_only=False) as writer:
-        with writer.transaction() as tx:
+        before = _read(writer, "SELECT pg_backend_pid() AS pid FROM ledger")["pid"]  # a read, left owing
+        assert _backend(pg, before)["state"] == "idle in transaction"
+        with writer.transaction() as tx:  # the write on that connection sends the owed ROLLBACK first
             tx.make_writable()
             tx.rows("UPDATE ledger SET note = 'written' WHERE id = 1")
             pid = tx.rows("SELECT pg_backend_pid() AS pid")[0]["pid"]
+        assert pid == before
         assert _backend(pg, pid)["state"] == "idle"  # committed at once, never left open
         with contextlib.closing(psycopg2.connect(pg.superuser_dsn("deferred_rollback"))) as conn, \
                 conn.cursor() as cur:
