@@ -62,7 +62,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Flask:
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
-    endpoint = McpEndpoint(runtime, gate, access, HttpSeries(runtime.metrics.registry, PATH),
+    endpoint = McpEndpoint(runtime, gate, access, HttpSeries(runtime.metrics.registry, PATH, runtime.metrics.batch),
                            body_limit=settings.max_request_bytes, shares=shares)
     # A client that hangs up mid-call gets its statement cancelled (see serving/disconnect.py).
     watcher = DisconnectWatcher(cancel=lambda thread_id: runtime.database().pool.cancel_held_by(thread_id))

@@ -19,6 +19,10 @@ Each gauge therefore says how processes combine:
 Counters and histograms are summed over every process that ever lived, so a
 worker that is killed and replaced never makes a total go backwards.
 
+While requests are in flight, a process holds its writes back and makes them
+together (:mod:`~pgmcp_http.observability.batching`): at once when the last
+request ends, at least every second under constant load.
+
 Without PROMETHEUS_MULTIPROC_DIR (the app run in one process) the same metrics
 live in this object's own registry. Label values are bounded: a client cannot
 create series by sending made-up method names or revisions.
@@ -36,6 +40,7 @@ from prometheus_client.exposition import choose_encoder
 
 from pgmcp_http import process
 from pgmcp_http.db import Pool
+from pgmcp_http.observability.batching import MetricBatch
 from pgmcp_http.observability.container import (
     ContainerFigures,
     LiveMultiProcessCollector,
@@ -79,6 +84,7 @@ class Metrics:
         self._versions = frozenset(versions)
         self._tools = frozenset(tools)
         self._slow_s = slow_query_ms / 1000 if slow_query_ms > 0 else None
+        self.batch = MetricBatch()
         self._pool_lock = threading.Lock()
         self._pool_counts: dict[str, int] = {"connect_errors": 0, "discarded": 0}
         self._pool_written: tuple[int, tuple[int, int, int, int]] = (0, (-1, -1, -1, -1))  # pid, gauge values
@@ -178,11 +184,12 @@ class Metrics:
             series = (self.queries.labels(status="success" if outcome == "ok" else "error"),
                       self.tool_calls.labels(tool=tool, outcome=outcome), self.slow_calls.labels(tool=tool))
             self._tool_series[(tool, outcome)] = series
-        series[0].inc()
-        self.query_duration.observe(seconds)
-        series[1].inc()
+        batch = self.batch
+        batch.inc(series[0])
+        batch.observe(self.query_duration, seconds)
+        batch.inc(series[1])
         if self._slow_s is not None and seconds >= self._slow_s:
-            series[2].inc()
+            batch.inc(series[2])
         if outcome == "ok":
             self._connected(1)
         elif outcome == "unavailable":
@@ -209,24 +216,26 @@ class Metrics:
         series = self._rpc_series.get(labels)
         if series is None:
             series = self._rpc_series[labels] = self.rpc_requests.labels(*labels)
-        series.inc()
+        self.batch.inc(series)
 
     def caller_refused(self, reason: str, surface: str) -> None:
         """One call refused for its caller's fair share (``reason`` concurrent or rate, ``surface`` mcp or rest)."""
         series = self._refusal_series.get((reason, surface))
         if series is not None:
-            series.inc()
+            self.batch.inc(series)
 
     def database_probed(self, ok: bool) -> None:
         self.database_connected.set(1 if ok else 0)
         self._connected_written = (1 if ok else 0, time.monotonic())
 
     def pool_changed(self, pool: Pool) -> None:
-        """Publish the pool's figures (the Pool's observer); serialized so the latest state wins.
+        """Publish the pool's figures (the Pool's observer): called twice per tool call (checkout and
+        check-in), so while requests are in flight only the figures as of the next flush are published."""
+        self.batch.latest(pool, self._publish_pool, pool)
 
-        Called twice per tool call (checkout and check-in): only the gauges whose value moved are
-        written (each write takes a lock and touches the multiprocess file), and the figures are read
-        without building a snapshot."""
+    def _publish_pool(self, pool: Pool) -> None:
+        """Write the pool's figures; serialized so the latest state wins. Only the gauges whose value
+        moved are written, and the figures are read without building a snapshot."""
         with self._pool_lock:  # read and written under one lock: a later reading is never overwritten
             in_use, idle, size, waiting, connect_errors, discarded = pool.figures()
             if pool.closed:
@@ -266,9 +275,9 @@ class Metrics:
         self.replica_lag.labels(node=node).set(seconds)
 
     def pool_waited(self, seconds: float, *, timed_out: bool) -> None:
-        self.pool_wait.observe(seconds)
+        self.batch.observe(self.pool_wait, seconds)
         if timed_out:
-            self.pool_timeouts.inc()
+            self.batch.inc(self.pool_timeouts)
 
     def publish_process(self, usage: Mapping[str, int], cpu_seconds: float) -> None:
         """This process's memory (its share of ``postgres_mcp_memory_usage_bytes``) and the CPU time
@@ -297,10 +306,12 @@ class Metrics:
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
         """The whole container's metrics in the format the scraper asked for (text or OpenMetrics)."""
         encoder, content_type = choose_encoder(accept or "")
+        self.batch.flush()
         return encoder(self._exposed), content_type
 
     def nodes(self) -> list[dict[str, Any]]:
         """Per live worker, the database nodes its pool holds connections to (for /health)."""
+        self.batch.flush()
         if self.multiprocess_dir is None:
             families = self.registry.collect()
         else:
@@ -309,6 +320,7 @@ class Metrics:
 
     def container(self) -> ContainerFigures:
         """Pool and memory figures of the whole container (every live process), for /health."""
+        self.batch.flush()
         if self.multiprocess_dir is None:
             return container_figures(self.registry.collect())
         return container_figures(LiveMultiProcessCollector(self.multiprocess_dir, live_sums_only=True).collect())

@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from pgmcp_http import process
+from pgmcp_http.observability.batching import MetricBatch
 from pgmcp_http.observability.lines import LineWriter, json_line
 from pgmcp_http.observability.logs import ACCESS_LOGGER
 from pgmcp_http.observability.metrics import Metrics
@@ -37,7 +38,8 @@ class HttpSeries:
     (method, status) so a request costs two increments and one observation.
     """
 
-    def __init__(self, registry: CollectorRegistry, route: str) -> None:
+    def __init__(self, registry: CollectorRegistry, route: str, batch: MetricBatch | None = None) -> None:
+        self._batch = batch or MetricBatch()
         found = registry._names_to_collectors  # no public lookup by name
         try:
             self._duration = found["flask_http_request_duration_seconds"]
@@ -55,10 +57,10 @@ class HttpSeries:
             children = (self._duration.labels(method=method, route=self._route, status=str(status)),
                         self._total.labels(method=method, status=str(status)))
             self._children[(method, status)] = children
-        children[0].observe(seconds)
-        children[1].inc()
+        self._batch.observe(children[0], seconds)
+        self._batch.inc(children[1])
         if failed:
-            self._exceptions.labels(method=method, status="500").inc()
+            self._batch.inc(self._exceptions.labels(method=method, status="500"))
 
 
 class AccessLog:

@@ -156,6 +156,8 @@ class McpEndpoint:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         exchange = begin(environ.get("HTTP_X_REQUEST_ID"))
+        batch = self.runtime.metrics.batch
+        batch.hold()  # this request's metric writes are made together with the others in flight
         failed = False
         try:
             try:
@@ -171,6 +173,7 @@ class McpEndpoint:
             seconds = self.access.record(exchange, method=method, path=PATH, status=status)
             self.http.record(method, status, seconds, failed=failed)
         finally:
+            batch.release()
             finish(exchange)
         start_response(_STATUS_LINES.get(status, str(status)), headers)
         return [body]

@@ -1,0 +1,127 @@
+"""Metric writes held while requests are in flight (observability/batching.py): nothing lost, nothing
+changed, and written as soon as the process is idle."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from pgmcp_http.observability.batching import MetricBatch
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+AMOUNTS = [0.0, 0.0001, 0.005, 0.0050001, 0.01, 0.3, 1.0, 2.5, 7.0, 5.0, math.inf, -1.0, 0.02, 0.02]
+
+
+def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in registry.collect() for s in family.samples if not s.name.endswith("_created")}
+
+
+def test_held_observations_give_the_histogram_observe_would_give() -> None:
+    direct, held = CollectorRegistry(), CollectorRegistry()
+    reference = Histogram("d", "d", ["tool"], buckets=BUCKETS, registry=direct)
+    batched = Histogram("d", "d", ["tool"], buckets=BUCKETS, registry=held)
+    batch = MetricBatch()
+    batch.hold()
+    for number, amount in enumerate(AMOUNTS):
+        tool = "query" if number % 3 else "explain"
+        reference.labels(tool=tool).observe(amount)
+        batch.observe(batched.labels(tool=tool), amount)
+    assert samples(held)[("d_count", (("tool", "query"),))] == 0  # held: nothing written yet
+    batch.release()
+    assert samples(held) == samples(direct)
+
+
+def test_nothing_is_written_until_the_last_request_in_flight_ends() -> None:
+    registry = CollectorRegistry()
+    calls = Counter("calls", "c", registry=registry)
+    batch = MetricBatch()
+    batch.hold()
+    batch.hold()
+    batch.inc(calls)
+    batch.inc(calls, 2.5)
+    batch.release()
+    assert registry.get_sample_value("calls_total") == 0  # the other request is still in flight
+    batch.inc(calls)
+    batch.release()
+    assert registry.get_sample_value("calls_total") == 4.5
+
+
+def test_writes_with_no_request_in_flight_go_through_at_once() -> None:
+    registry = CollectorRegistry()
+    calls = Counter("calls", "c", registry=registry)
+    waits = Histogram("waits", "w", buckets=BUCKETS, registry=registry)
+    batch = MetricBatch()
+    batch.inc(calls)
+    batch.observe(waits, 0.02)
+    assert registry.get_sample_value("calls_total") == 1
+    assert registry.get_sample_value("waits_bucket", {"le": "0.025"}) == 1
+
+
+def test_under_constant_load_writes_are_made_every_interval() -> None:
+    registry = CollectorRegistry()
+    calls = Counter("calls", "c", registry=registry)
+    batch = MetricBatch(interval_s=0.0)  # every interval has passed by the time a request ends
+    batch.hold()  # a request that never ends: the process is never idle
+    batch.hold()
+    batch.inc(calls)
+    batch.release()
+    assert registry.get_sample_value("calls_total") == 1
+
+    patient = MetricBatch(interval_s=3600.0)
+    patient.hold()
+    patient.hold()
+    patient.inc(calls)
+    patient.release()
+    assert registry.get_sample_value("calls_total") == 1  # an hour has not passed
+    patient.flush()  # what a scrape or a health answer in this process does first
+    assert registry.get_sample_value("calls_total") == 2
+
+
+def test_only_the_latest_state_is_published_and_at_once_when_idle() -> None:
+    registry = CollectorRegistry()
+    in_use = Gauge("in_use", "g", registry=registry)
+    published: list[int] = []
+
+    def publish(value: int) -> None:
+        published.append(value)
+        in_use.set(value)
+
+    batch = MetricBatch()
+    batch.latest("pool", publish, 1)
+    assert published == [1]
+    batch.hold()
+    for value in (2, 3, 0):
+        batch.latest("pool", publish, value)
+    batch.latest("other pool", publish, 7)
+    assert published == [1]
+    batch.release()
+    assert published == [1, 0, 7]
+    assert registry.get_sample_value("in_use") == 7
+
+
+def test_no_count_is_lost_between_threads() -> None:
+    registry = CollectorRegistry()
+    calls = Counter("calls", "c", ["outcome"], registry=registry)
+    durations = Histogram("durations", "d", buckets=BUCKETS, registry=registry)
+    batch = MetricBatch(interval_s=0.001)
+    ok = calls.labels(outcome="ok")
+
+    def serve() -> None:
+        for number in range(2000):
+            batch.hold()
+            batch.inc(ok)
+            batch.observe(durations, (number % 7) / 100)
+            batch.release()
+
+    threads = [threading.Thread(target=serve) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert registry.get_sample_value("calls_total", {"outcome": "ok"}) == 16_000
+    assert registry.get_sample_value("durations_count") == 16_000
+    assert registry.get_sample_value("durations_bucket", {"le": "0.05"}) == 8 * sum(
+        1 for number in range(2000) if (number % 7) / 100 <= 0.05)
