@@ -20,6 +20,7 @@ from pgmcp_http.callrecord import CallRecord
 from pgmcp_http.errors import ForbiddenError, NotFoundError, UnavailableError
 from pgmcp_http.fairshare import SHARED_METHODS
 from pgmcp_http.identity import Caller
+from pgmcp_http.protocol import wire_check
 from pgmcp_http.protocol.errors import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -226,7 +227,7 @@ def _validate(method: str, version: str, params: Mapping[str, Any] | None) -> No
     if method not in wire.SPEC_CLIENT_METHODS:
         raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method}", method)
     try:
-        wire.validate_client_request(method, version, params)
+        wire_check.validate_client_request(method, version, params)
     except KeyError:
         raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method} is not part of protocol revision {version}",
                        method) from None
