@@ -42,7 +42,8 @@ class Database:
         statement sent."""
         if caller is not None and caller.refusal is not None:
             raise RoleRefused(caller.refusal)
-        with self._connection() as conn, transaction(
+        connection = self.pool.connection() if self.lag is None else self._connection()
+        with connection as conn, transaction(
             conn,
             read_only=True,
             server_read_only=self.read_only,
@@ -70,7 +71,7 @@ class Database:
         choosing it), so a refused call opens at most one connection per host;
         StandbyBehind then says how far behind and what to do.
         """
-        if self.lag is None:
+        if self.lag is None:  # transaction() borrows straight from the pool then
             with self.pool.connection() as conn:
                 yield conn
             return

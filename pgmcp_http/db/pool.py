@@ -42,8 +42,7 @@ import logging
 import select
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -59,6 +58,28 @@ __all__ = ["Pool", "PoolObserver", "PoolStats"]
 log = logging.getLogger(__name__)
 
 Connect = Callable[[], ext.connection]
+
+
+class Borrowed:
+    """A connection borrowed from a :class:`Pool` for a ``with`` block (a class rather than a generator:
+    it is entered on every call)."""
+
+    __slots__ = ("_conn", "_outer", "_pool", "_timeout_s")
+
+    def __init__(self, pool: Pool, timeout_s: float) -> None:
+        self._pool = pool
+        self._timeout_s = timeout_s
+        self._conn: ext.connection | None = None
+        self._outer: ext.connection | None = None
+
+    def __enter__(self) -> ext.connection:
+        self._conn, self._outer = self._pool._lend(self._timeout_s)
+        return self._conn
+
+    def __exit__(self, *exc_info: object) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._pool._take_back(conn, self._outer)
 
 
 @dataclass(frozen=True)
@@ -213,15 +234,18 @@ class Pool:
         self._observer = observer
         self._changed()
 
-    @contextmanager
-    def connection(self, *, timeout_s: float | None = None) -> Iterator[ext.connection]:
-        """Borrow a connection for the length of the ``with`` block.
+    def connection(self, *, timeout_s: float | None = None) -> Borrowed:
+        """Borrow a connection for the length of a ``with`` block.
 
         Raises PoolTimeout when none frees up within ``timeout_s`` (default
         ``acquire_timeout_s``) and DatabaseUnavailable when a new connection
         cannot be opened.
         """
-        self._acquire_slot(self.acquire_timeout_s if timeout_s is None else timeout_s)
+        return Borrowed(self, self.acquire_timeout_s if timeout_s is None else timeout_s)
+
+    def _lend(self, timeout_s: float) -> tuple[ext.connection, ext.connection | None]:
+        """Take a slot and a connection for this thread; returns it and what the thread held before."""
+        self._acquire_slot(timeout_s)
         try:
             conn = self._checkout()
         except BaseException:
@@ -233,21 +257,22 @@ class Pool:
         with self._lock:
             outer = self._holders.get(holder)
             self._holders[holder] = conn
+        return conn, outer
+
+    def _take_back(self, conn: ext.connection, outer: ext.connection | None) -> None:
+        with self._lock:  # before the check-in: a cancel never reaches the connection's next borrower
+            while id(conn) in self._cancelling:
+                self._cancel_sent.wait()
+            holder = threading.get_ident()
+            if outer is None:
+                self._holders.pop(holder, None)
+            else:
+                self._holders[holder] = outer
         try:
-            yield conn
+            self._checkin(conn)
         finally:
-            with self._lock:  # before the check-in: a cancel never reaches the connection's next borrower
-                while id(conn) in self._cancelling:
-                    self._cancel_sent.wait()
-                if outer is None:
-                    self._holders.pop(holder, None)
-                else:
-                    self._holders[holder] = outer
-            try:
-                self._checkin(conn)
-            finally:
-                self._slots.release()
-                self._changed()
+            self._slots.release()
+            self._changed()
 
     def cancel_held_by(self, thread_id: int) -> bool:
         """Ask PostgreSQL to cancel the statement running on the connection thread ``thread_id`` holds.

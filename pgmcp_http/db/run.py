@@ -27,8 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -331,6 +330,24 @@ class Transaction:
         with contextlib.suppress(psycopg2.Error):
             self.conn.close()
 
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        """End the transaction (see :func:`transaction`); an exception from the body goes on as it was."""
+        if self.conn.closed:
+            return
+        if exc_type is not None:
+            with contextlib.suppress(psycopg2.Error):  # the pool sees the state and discards the connection
+                self.end(commit=False)
+            return
+        try:
+            self.end(commit=self.commit_on_exit, defer=True)
+        except psycopg2.Error as error:
+            # Not ConnectionLost: a COMMIT may have reached the server, so no retry.
+            raise DatabaseUnavailable(f"database unavailable while ending the transaction ({first_line(error)})"
+                                      ) from None
+
     def end(self, *, commit: bool, defer: bool = False) -> None:
         """Roll back (or commit) if anything was begun; errors propagate to the pool's check. With ``defer``
         and a ``rollback_delay_s``, a read-only transaction in good state is left open, owing its rollback
@@ -355,31 +372,17 @@ class Transaction:
         self.begun = False
 
 
-@contextmanager
 def transaction(conn: ext.connection, *, read_only: bool, server_read_only: bool, timeout_ms: int,
                 types: TypeNames, search_path: tuple[str, ...] = (),
                 timeout_setting: str = "QUERY_TIMEOUT", tag: str | None = None, caller: Caller | None = None,
-                comment: str | None = None, rollback_delay_s: float = 0.0) -> Iterator[Transaction]:
-    """A transaction that is always ended: rolled back, or committed when the body asked for a write
-    (:meth:`Transaction.make_writable`) and finished without an error; with a ``rollback_delay_s``, a
-    read that finished cleanly owes its rollback to the connection's next transaction."""
-    tx = Transaction(conn, read_only=read_only, server_read_only=server_read_only, timeout_ms=timeout_ms,
-                     types=types, search_path=search_path, timeout_setting=timeout_setting, tag=tag, caller=caller,
-                     comment=comment, rollback_delay_s=rollback_delay_s)
-    try:
-        yield tx
-    except BaseException:
-        if not conn.closed:
-            with contextlib.suppress(psycopg2.Error):  # the pool sees the state and discards the connection
-                tx.end(commit=False)
-        raise
-    if not conn.closed:
-        try:
-            tx.end(commit=tx.commit_on_exit, defer=True)
-        except psycopg2.Error as exc:
-            # Not ConnectionLost: a COMMIT may have reached the server, so no retry.
-            raise DatabaseUnavailable(f"database unavailable while ending the transaction ({first_line(exc)})"
-                                      ) from None
+                comment: str | None = None, rollback_delay_s: float = 0.0) -> Transaction:
+    """A transaction for a ``with`` block that is always ended: rolled back, or committed when the body
+    asked for a write (:meth:`Transaction.make_writable`) and finished without an error; with a
+    ``rollback_delay_s``, a read that finished cleanly owes its rollback to the connection's next
+    transaction."""
+    return Transaction(conn, read_only=read_only, server_read_only=server_read_only, timeout_ms=timeout_ms,
+                       types=types, search_path=search_path, timeout_setting=timeout_setting, tag=tag,
+                       caller=caller, comment=comment, rollback_delay_s=rollback_delay_s)
 
 
 def _quote_ident(name: str) -> str:

@@ -21,6 +21,7 @@ The environ holds what gunicorn's would for such a request.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Callable, Iterable
@@ -33,7 +34,7 @@ __all__ = ["Limits", "SimpleRequest", "answer", "read"]
 PATH = "/mcp"
 _REQUEST_LINE = b"POST /mcp HTTP/1.1\r\n"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^`|~0-9A-Za-z]+")
-_PRINTABLE = re.compile(rb"[\x20-\x7e\t]*")
+_PRINTABLE = re.compile(r"[\x20-\x7e\t]*")
 _HEADER_VALUE = re.compile(r"[\x20-\x7e\t\x80-\xff]*")
 _DECLINED_HEADERS = frozenset({"TRANSFER-ENCODING", "EXPECT", "UPGRADE", "HTTP2-SETTINGS", "TE"})
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
@@ -69,10 +70,13 @@ def read(data: bytes | bytearray, limits: Limits, *, trusted_peer: bool) -> Simp
     end = data.find(b"\r\n\r\n")
     if end < 0 or not data.startswith(_REQUEST_LINE) or 0 < limits.line < len(_REQUEST_LINE):
         return None
-    head = bytes(data[:end])
-    if not _PRINTABLE.fullmatch(head.replace(b"\r\n", b"")):
+    try:
+        lines = data[:end].decode("ascii").split("\r\n")
+    except UnicodeDecodeError:
         return None
-    lines = head.decode("ascii").split("\r\n")
+    # str.isprintable() is exactly \x20-\x7e on ASCII text; a line with a tab takes the pattern
+    if not all(line.isprintable() or _PRINTABLE.fullmatch(line) for line in lines):
+        return None
     if len(lines) - 1 > limits.fields or any(len(line) + 2 > limits.field_size for line in lines[1:]):
         return None
     headers: list[tuple[str, str]] = []
@@ -81,7 +85,7 @@ def read(data: bytes | bytearray, limits: Limits, *, trusted_peer: bool) -> Simp
     seen: set[str] = set()
     for line in lines[1:]:
         name, colon, value = line.partition(":")
-        if not colon or not _TOKEN.fullmatch(name) or "_" in name:
+        if not colon or not _token(name) or "_" in name:
             return None  # folded or malformed line, or a name gunicorn drops or refuses
         name = name.upper()
         value = value.strip(" \t")
@@ -105,6 +109,12 @@ def read(data: bytes | bytearray, limits: Limits, *, trusted_peer: bool) -> Simp
 
 
 StartResponse = Callable[..., Any]
+
+
+@functools.lru_cache(maxsize=256)  # a few dozen header names come back on every request
+def _token(name: str) -> bool:
+    """Whether ``name`` is an HTTP token (a valid header name)."""
+    return _TOKEN.fullmatch(name) is not None
 
 
 def environ_for(request: SimpleRequest, base: dict[str, Any], sock: Any, client: Any,
@@ -173,7 +183,7 @@ def answer(app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]], envi
              f"Connection: {'keep-alive' if keep_alive else 'close'}"]
     has_length = False
     for name, value in start.headers:
-        if not _TOKEN.fullmatch(name) or not _HEADER_VALUE.fullmatch(value):
+        if not _token(name) or not ((value.isascii() and value.isprintable()) or _HEADER_VALUE.fullmatch(value)):
             raise ValueError(f"invalid response header {name!r}")  # as gunicorn refuses it
         lowered = name.lower()
         if lowered in _HOP_BY_HOP:

@@ -102,6 +102,7 @@ def _rpc_error(status: int, code: int, message: str, headers: Headers | None = N
     return _json(status, rpc_error_body(code, message), headers)
 
 
+@functools.lru_cache(maxsize=64)  # clients send one Accept value over and over
 def _accepts_json(header: str | None) -> bool:
     if header is None or not header.strip():
         return True  # no Accept header means anything is acceptable (RFC 9110)
