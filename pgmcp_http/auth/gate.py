@@ -51,7 +51,7 @@ RETRY_AFTER_S = 5
 """When to try again after an ``unavailable`` refusal: about the time a key-set fetch is retried."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Admission:
     """An accepted request: who it is (``identity``) and a short digest of its credential (``caller``)."""
 

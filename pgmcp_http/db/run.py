@@ -67,7 +67,7 @@ class RowLimits:
     max_bytes: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Column:
     """A result column: its name, the key its values have in each row, and its type name."""
 

@@ -31,7 +31,7 @@ HANDSHAKE = "handshake"
 MODERN = "modern"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reply:
     """The outcome of one message.
 

@@ -27,7 +27,7 @@ NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "
 _B64 = re.compile(r"^=\?base64\?(?P<payload>.*)\?=$")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RoutingHeaders:
     """The routing headers of one HTTP request, as plain data (names lower-cased)."""
 
@@ -39,7 +39,7 @@ class RoutingHeaders:
     caller: str | None = None  # who authenticated (a credential's digest), for cancellation scopes
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ModernEnvelope:
     """A request whose envelope passed every check."""
 

@@ -45,7 +45,7 @@ __all__ = ["BusyError", "CallContext", "McpServer", "ServerIdentity"]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CallContext:
     """Who is calling, in which era and revision; ``cancel_tag`` names this request for cancellation,
     ``caller`` is whose role its SQL runs as, ``record`` collects what the audit trail says of it; ``busy``,

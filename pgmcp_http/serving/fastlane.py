@@ -52,7 +52,7 @@ class Limits:
     scheme_headers: frozenset[str]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SimpleRequest:
     """A whole ``POST /mcp`` request read from the buffer."""
 

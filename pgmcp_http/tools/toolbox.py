@@ -52,7 +52,7 @@ class UnknownTool(NotFoundError):
     """No tool of that name: a protocol error, not a tool failure."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ToolOutcome:
     """What a call produced: structured data, or an error message; ``outcome`` names which."""
 
