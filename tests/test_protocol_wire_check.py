@@ -43,7 +43,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_every_revision_with_tools_call_is_remembered() -> None:
     revisions = {version for method, version in wire.CLIENT_REQUESTS if method == "tools/call"}
-    assert revisions and wire_check.REMEMBERED_VERSIONS == revisions
+    assert revisions and revisions == wire_check.REMEMBERED_VERSIONS
 
 
 def test_a_tools_call_shape_that_passed_is_not_checked_again(counted: list[str]) -> None:
@@ -86,7 +86,7 @@ def test_verdicts_are_mcp_types_verdicts_in_any_order(counted: list[str], versio
     orders: the remembered check answers what mcp_types answers every time."""
     expected = [verdict(wire.validate_client_request, "tools/call", version, params)
                 for params in SAME_NAME_AND_META]
-    assert "ok" in expected and any(v.startswith("invalid") for v in expected) or version == "1999-01-01"
+    assert ("ok" in expected and any(v.startswith("invalid") for v in expected)) or version == "1999-01-01"
     for order in (SAME_NAME_AND_META, SAME_NAME_AND_META[::-1]):
         wire_check._passed.clear()
         got = [verdict(wire_check.validate_client_request, "tools/call", version, params)
@@ -112,3 +112,30 @@ def test_made_up_shapes_cannot_grow_the_memory_without_bound(counted: list[str])
     for number in range(wire_check.MAX_REMEMBERED + 10):
         wire_check.validate_client_request("tools/call", "2025-06-18", {"name": f"tool_{number}"})
     assert len(wire_check._passed) <= wire_check.MAX_REMEMBERED
+
+
+def test_a_big_shape_is_checked_every_time_and_never_kept(counted: list[str]) -> None:
+    """Keys the schema ignores can make params as big as the request: such a shape is not remembered."""
+    junk = {"name": "query", "arguments": {}, "ignored": "x" * wire_check.MAX_SHAPE_BYTES}
+    for _ in range(3):
+        wire_check.validate_client_request("tools/call", "2025-06-18", junk)
+    assert counted == ["tools/call"] * 3 and wire_check._passed == {}
+
+
+def test_a_validator_on_the_params_makes_the_revision_unremembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import field_validator
+
+    class Params(BaseModel):
+        name: str
+        arguments: dict[str, Any] | None = None
+
+        @field_validator("arguments")
+        @classmethod
+        def small(cls, value: Any) -> Any:
+            return value
+
+    class Request(BaseModel):
+        params: Params
+
+    monkeypatch.setattr(wire, "CLIENT_REQUESTS", {**wire.CLIENT_REQUESTS, ("tools/call", "2099-01-01"): Request})
+    assert not wire_check._arguments_take_any_object("2099-01-01")

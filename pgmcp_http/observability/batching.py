@@ -11,22 +11,28 @@ once per flush however many calls touched it.
 
 When they are written: as soon as no request is in flight in this process
 (:meth:`MetricBatch.release` by the last one), so a quiet server's figures are
-exact the moment a response leaves; under constant load, at least every
-``interval_s`` (checked as requests end). Writes made while no request is in
-flight (the pool's settler, probes, background threads) go through at once.
-What a worker killed with SIGKILL under load had not yet written, at most
-``interval_s`` of its counts, is lost with it.
+exact the moment a response leaves; while requests are in flight, by a thread
+of the worker every ``interval_s``, so a figure another worker's scrape reads
+(the pool's gauges during a long query included) is at most that old. Writes
+made while no request is in flight (the pool's settler, probes, background
+threads) go through at once. What a worker killed with SIGKILL had not yet
+written, at most ``interval_s`` of its counts, is lost with it.
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from pgmcp_http import process
+
 __all__ = ["FLUSH_INTERVAL_S", "MetricBatch"]
+
+log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 1.0
 
@@ -43,23 +49,24 @@ class MetricBatch:
         self.interval_s = interval_s
         self._lock = threading.Lock()  # every write to the series, held or not, is made under it
         self._in_flight = 0
-        self._flushed_at = time.monotonic()
+        self._flusher_pid = 0  # the process whose flusher thread runs (a forked worker starts its own)
         self._counts: dict[Any, float] = {}
         self._observed: dict[Any, list[float]] = {}  # histogram -> [sum, count per bucket...]
         self._latest: dict[Hashable, tuple[Callable[[Any], None], Any]] = {}  # key -> publication for the flush
 
     def hold(self) -> None:
-        """A request starts: writes wait until the last request in flight ends (or the interval passes)."""
+        """A request starts: writes wait until the last request in flight ends (at most ``interval_s``)."""
         with self._lock:
             self._in_flight += 1
+        if self._flusher_pid != process.pid():
+            self._start_flusher()
 
     def release(self) -> None:
-        """A request ends: write everything held when it was the last one, or when the interval passed."""
+        """A request ends: write everything held when it was the last one in flight."""
         with self._lock:
             self._in_flight -= 1
-            if self._in_flight and time.monotonic() - self._flushed_at < self.interval_s:
-                return
-            self._write_held()
+            if not self._in_flight:
+                self._write_held()
 
     def inc(self, counter: Any, amount: float = 1.0) -> None:
         with self._lock:
@@ -77,9 +84,8 @@ class MetricBatch:
             if held is None:
                 held = self._observed[histogram] = [0.0] * (len(histogram._upper_bounds) + 1)
             held[0] += amount
-            index = bisect.bisect_left(histogram._upper_bounds, amount)  # the first bound >= amount
-            if index < len(histogram._upper_bounds):  # NaN falls in no bucket, as with observe()
-                held[index + 1] += 1
+            if amount == amount:  # NaN falls in no bucket, as with observe()
+                held[bisect.bisect_left(histogram._upper_bounds, amount) + 1] += 1  # the first bound >= amount
 
     def latest(self, key: Hashable, publish: Callable[[Any], None], subject: Any) -> None:
         """Make ``publish(subject)`` now, or at the flush when requests are in flight (only the latest one
@@ -95,16 +101,40 @@ class MetricBatch:
         with self._lock:
             self._write_held()
 
+    def _start_flusher(self) -> None:
+        """Start this process's flusher thread (a forked worker has none: threads do not survive fork)."""
+        with self._lock:
+            pid = process.pid()
+            if self._flusher_pid == pid:
+                return
+            self._flusher_pid = pid
+        threading.Thread(target=self._flush_forever, name="pgmcp-metric-flusher", daemon=True).start()
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(self.interval_s)
+            self.flush()
+
     def _write_held(self) -> None:
         counts, observed, latest = self._counts, self._observed, self._latest
+        if not (counts or observed or latest):
+            return
         self._counts, self._observed, self._latest = {}, {}, {}
-        self._flushed_at = time.monotonic()
         for counter, amount in counts.items():
-            counter.inc(amount)
+            _write(counter.inc, amount)
         for histogram, held in observed.items():
-            histogram._sum.inc(held[0])
+            _write(histogram._sum.inc, held[0])
             for bucket, count in zip(histogram._buckets, held[1:], strict=True):
                 if count:
-                    bucket.inc(count)
+                    _write(bucket.inc, count)
         for publish, subject in latest.values():
-            publish(subject)
+            _write(publish, subject)
+
+
+def _write(write: Callable[[Any], None], value: Any) -> None:
+    """One held write; a failure (a metrics file that cannot grow) is logged and the others still go out,
+    and the request that happened to flush is not failed for it."""
+    try:
+        write(value)
+    except Exception as exc:  # noqa: BLE001 - whatever prometheus_client raises, the request goes on
+        log.warning("could not write a metric: %s", exc)
