@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt requirements-checkov.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint docs devdb devdb-down clean bench bench-workers bench-peers bench-profile bench-failover bench-fair-share bench-statements soak
+.PHONY: run test lint docs devdb devdb-down clean bench bench-workers bench-peers bench-profile bench-instructions bench-failover bench-fair-share bench-statements soak
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	@scripts/ensure-postgres.sh
@@ -53,6 +53,11 @@ bench-profile: $(STAMP)
 	BENCH_SAVE=$(SAVE) $(PY) bench/hotpath.py
 
 # What each part of a read's SQL costs PostgreSQL (docs/performance.md: "One round trip per read").
+# Instructions one call costs in process, counted by callgrind (deterministic, unlike CPU time here).
+bench-instructions: $(STAMP)
+	@scripts/ensure-debian-package.sh /usr/bin/valgrind valgrind
+	BENCH_SAVE=$(SAVE) $(PY) bench/instructions.py
+
 bench-statements: $(STAMP)
 	BENCH_SAVE=$(SAVE) $(PY) bench/statements.py
 

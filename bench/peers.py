@@ -149,12 +149,25 @@ def postgres_pids(cluster: devdb.Cluster) -> list[int]:
     return [postmaster, *(int(pid) for pid in children.stdout.split())]
 
 
+def _backends(cluster: devdb.Cluster) -> dict[tuple[int, str], float]:
+    """CPU seconds so far of each PostgreSQL process, keyed by pid and start time: a backend that ends during
+    a run and whose pid a new one takes is then not counted as a negative (seen with Toolbox's pool)."""
+    found: dict[tuple[int, str], float] = {}
+    for pid in postgres_pids(cluster):
+        try:
+            started = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        except OSError:
+            continue
+        found[(pid, started)] = cpu_seconds([pid])
+    return found
+
+
 def with_postgres_cpu(cluster: devdb.Cluster, run: Callable[[], LoadResult]) -> LoadResult:
     """``run()``, and PostgreSQL's CPU per call over it (backends that start during the run count in full)."""
-    before = {pid: cpu_seconds([pid]) for pid in postgres_pids(cluster)}
+    before = _backends(cluster)
     result = run()
-    after = {pid: cpu_seconds([pid]) for pid in postgres_pids(cluster)}
-    used = sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+    after = _backends(cluster)
+    used = sum(seconds - before.get(key, 0.0) for key, seconds in after.items())
     return replace(result, pg_cpu_us=used / result.requests * 1e6 if result.requests else None)
 
 
