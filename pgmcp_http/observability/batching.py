@@ -4,8 +4,8 @@ In multiprocess mode every increment, observation and gauge write goes
 through prometheus_client's lock, its fork check and a write to this
 process's mmap file; a tool call made a dozen of them (two histograms, four
 counters, the pool's gauges at checkout and check-in): 145,000 instructions
-of the 978,000 a call costs in process (callgrind, ``bench/hotpath.py``'s
-method), the largest share of any one part. Held here, a call's writes are a
+of the 978,000 a call cost in process (callgrind, as ``make bench-instructions``
+counts them), the largest share of any one part. Held here, a call's writes are a
 few dictionary updates under one lock, and each series touched is written
 once per flush however many calls touched it.
 
