@@ -70,7 +70,17 @@ def quick_check(schema: Any) -> Check | None:
         return lambda value: True
     if len(checks) == 1:
         return checks[0]
-    return lambda value: all(check(value) for check in checks)
+    return _all_of(tuple(checks))
+
+
+def _all_of(checks: tuple[Check, ...]) -> Check:
+    """True when every check is (a loop rather than ``all()`` over a generator: this runs on every call)."""
+    def check_all(value: Any) -> bool:
+        for check in checks:  # noqa: SIM110 - a generator per call costs more than the loop
+            if not check(value):
+                return False
+        return True
+    return check_all
 
 
 def _type(kind: Any, schema: Mapping[str, Any]) -> Check | None:
@@ -151,7 +161,8 @@ def _properties(properties: Any, schema: Mapping[str, Any]) -> Check | None:
 def _required(names: Any, schema: Mapping[str, Any]) -> Check | None:
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         return None
-    return lambda value: not isinstance(value, dict) or all(name in value for name in names)
+    wanted = frozenset(names)
+    return lambda value: not isinstance(value, dict) or wanted <= value.keys()
 
 
 def _additional(allowed: Any, schema: Mapping[str, Any]) -> Check | None:
@@ -160,7 +171,7 @@ def _additional(allowed: Any, schema: Mapping[str, Any]) -> Check | None:
     if allowed is not False or "patternProperties" in schema:
         return None
     known = frozenset(schema.get("properties") or ())
-    return lambda value: not isinstance(value, dict) or all(name in known for name in value)
+    return lambda value: not isinstance(value, dict) or value.keys() <= known
 
 
 _KEYWORDS: dict[str, Callable[[Any, Mapping[str, Any]], Check | None]] = {
