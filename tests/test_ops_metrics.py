@@ -14,6 +14,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from devkit import devdb
 from pgmcp_http.observability.cgroup import memory_limit_bytes
@@ -236,6 +238,50 @@ def test_a_given_metrics_directory_is_emptied_at_start(pg, tmp_path):
         assert total(scrape(second), "postgres_mcp_queries_total") == 0
     finally:
         second.stop()
+
+
+def test_a_long_call_does_not_keep_a_workers_figures_from_the_other_workers(pg, tmp_path):
+    """While a request is in flight a worker holds its metric writes (observability/batching.py); a long
+    query must not keep the other calls' counts, or the pool gauge of the connection it holds, from
+    the files another worker's scrape reads: the worker's flusher writes them within a second."""
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    server = start_server(pg.readonly_url, tmp_path, workers=1, threads=4,
+                          env={"PROMETHEUS_MULTIPROC_DIR": str(directory)})
+
+    def from_the_files(name: str) -> float:
+        """A sample summed over its labels, as any worker's scrape reads it, without asking this worker
+        (which writes its own first)."""
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(directory))
+        return sum(sample.value for family in registry.collect() for sample in family.samples
+                   if sample.name == name)
+
+    def sleeping() -> int:
+        with psycopg.connect(pg.superuser_url(), autocommit=True) as conn:
+            return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' "
+                                "AND pid <> pg_backend_pid()").fetchone()[0]
+
+    try:
+        with ThreadPoolExecutor(1) as executor:
+            slow = executor.submit(modern_rpc, server.url, "tools/call",
+                                   {"name": "query", "arguments": {"sql": "SELECT pg_sleep(60)"}})
+            wait_until(sleeping, what="the long query running")
+            before = from_the_files("postgres_mcp_queries_total")
+            for _ in range(3):
+                assert modern_rpc(server.url, "tools/call", {"name": "query", "arguments": {"sql": "SELECT 1"}}
+                                  ).status == 200
+            wait_until(lambda: from_the_files("postgres_mcp_queries_total") == before + 3, timeout=20,
+                       what="the three quick calls counted in the files while the long one runs")
+            wait_until(lambda: from_the_files("postgres_mcp_connections_active") >= 1, timeout=20,
+                       what="the long query's connection shown active in the files")
+            assert not slow.done()
+            with psycopg.connect(pg.superuser_url(), autocommit=True) as conn:
+                conn.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+                             "WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")
+            assert slow.result(timeout=30).status == 200
+    finally:
+        server.stop()
 
 
 def test_a_private_metrics_directory_is_removed_on_exit(pg, tmp_path):
