@@ -42,7 +42,7 @@ class Database:
         statement sent."""
         if caller is not None and caller.refusal is not None:
             raise RoleRefused(caller.refusal)
-        connection = self.pool.connection() if self.lag is None else self._connection()
+        connection = self.pool.connection() if self.lag is None else self._fresh_connection(self.lag)
         with connection as conn, transaction(
             conn,
             read_only=True,
@@ -59,8 +59,9 @@ class Database:
             yield tx
 
     @contextmanager
-    def _connection(self) -> Iterator[ext.connection]:
-        """A pooled connection on a node no further behind than MAX_REPLICA_LAG.
+    def _fresh_connection(self, lag: LagWatch) -> Iterator[ext.connection]:
+        """A pooled connection on a node no further behind than MAX_REPLICA_LAG (without it,
+        :meth:`transaction` borrows straight from the pool).
 
         With one host in DATABASE_URL there is nowhere else to go: the call is
         refused at once and the connection kept (it is only behind). With
@@ -71,29 +72,25 @@ class Database:
         choosing it), so a refused call opens at most one connection per host;
         StandbyBehind then says how far behind and what to do.
         """
-        if self.lag is None:  # transaction() borrows straight from the pool then
-            with self.pool.connection() as conn:
-                yield conn
-            return
         started = time.monotonic()
         refused: dict[str, tuple[str, float]] = {}  # server -> (name, seconds behind at most)
         for _ in range(self.pool.size + self.hosts + 1):
             with self.pool.connection() as conn:
                 try:
-                    bound = self.lag.bound(conn)
+                    bound = lag.bound(conn)
                 except psycopg2.Error as exc:
                     conn.close()
                     raise ConnectionLost.of(exc) from None
-                if not self.lag.too_far(bound):
+                if not lag.too_far(bound):
                     conn.lag_s = bound  # type: ignore[attr-defined]  # what the result says of freshness
                     yield conn
                     return
-                server = self.lag.key(conn)
+                server = lag.key(conn)
                 again = server in refused and conn.opened_at >= started  # type: ignore[attr-defined]
                 refused[server] = (conn.node.name, bound or 0.0)  # type: ignore[attr-defined]
                 if self.hosts <= 1 or again:
                     break
-                self.lag.avoid_standbys()
+                lag.avoid_standbys()
                 conn.close()  # the pool replaces it; the next one may land elsewhere
         raise StandbyBehind(self._behind_message(list(refused.values())))
 
