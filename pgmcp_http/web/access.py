@@ -38,8 +38,8 @@ class HttpSeries:
     (method, status) so a request costs two increments and one observation.
     """
 
-    def __init__(self, registry: CollectorRegistry, route: str, batch: MetricBatch | None = None) -> None:
-        self._batch = batch or MetricBatch()
+    def __init__(self, registry: CollectorRegistry, route: str, batch: MetricBatch) -> None:
+        self._batch = batch  # the Metrics' own: held and written with the rest of the worker's figures
         found = registry._names_to_collectors  # no public lookup by name
         try:
             self._duration = found["flask_http_request_duration_seconds"]
